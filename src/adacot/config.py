@@ -1,0 +1,227 @@
+"""Typed params: one strict pydantic model per ``params.yaml`` section.
+
+Every tunable of the pipeline lives in ``params.yaml`` and is read through these models, so that an
+unknown key, a missing key or a bad value fails at stage start, before any model loads, with a message
+that names the key and says how to fix it. This module does not hold paths (those live in ``dvc.yaml``)
+and does not hold secrets (those come from the environment).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from adacot.levels import LEVELS
+
+FAILING_LEVELS = LEVELS[1:]
+
+
+class Section(BaseModel):
+    """Base for every params section: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PoolParams(Section):
+    """`pool`: what goes into the question pool and the held-out benchmark sets."""
+
+    gsm8k_limit: int | None = Field(ge=0, description="GSM8K train questions drawn (seeded); null = all")
+    synthetic_per_tier: int = Field(ge=0, description="generated questions per generator tier (5 tiers)")
+    heldout_per_tier: int = Field(ge=0, description="generated held-out benchmark questions per tier")
+    gsm8k_test_limit: int | None = Field(ge=0, description="GSM8K test questions in the benchmark; null = all")
+
+
+class ModelParams(Section):
+    """`model`: where the student's base weights come from."""
+
+    student: str = Field(min_length=1, description="'bundled' or a local Hugging Face folder")
+
+
+class EngineParams(Section):
+    """`engine`: how local models are run (vLLM offline engine, or transformers as the fallback)."""
+
+    backend: Literal["auto", "vllm", "transformers"]
+    dtype: Literal["auto", "float32", "bfloat16", "float16"]
+    max_model_len: int = Field(gt=0)
+    enforce_eager: bool
+    batch_requests: int = Field(gt=0, description="requests per engine call; the cache is written after each")
+    cpu_kvcache_space_gib: int = Field(gt=0)
+    cpu_threads: int = Field(gt=0)
+    gpu_memory_utilization: float = Field(gt=0, le=1)
+    tensor_parallel_size: int = Field(ge=1)
+
+
+class SamplingParamsSection(Section):
+    """Decoding settings shared by the roles that sample from a model."""
+
+    max_tokens: int = Field(gt=0)
+    temperature: float = Field(ge=0)
+    top_p: float = Field(gt=0, le=1)
+
+
+class GradeParams(SamplingParamsSection):
+    """`grade`: the student's k attempts per question."""
+
+    attempts: int = Field(ge=1, description="k: attempts per question")
+
+
+class LevelsParams(Section):
+    """`levels`: the rule that turns a question's attempts into one of the five levels.
+
+    ``easy`` is a solved question (pass rate >= ``solved_pass_rate``); the failing levels are pass-rate
+    bands: a question takes the first failing level whose ``min_pass_rate`` it reaches, else ``extreme``.
+    """
+
+    rule: Literal["pass_rate_bands"]
+    solved_pass_rate: float = Field(gt=0, le=1)
+    min_pass_rate: dict[str, float]
+
+    @model_validator(mode="after")
+    def _check_bands(self) -> LevelsParams:
+        expected = list(FAILING_LEVELS[:-1])
+        if sorted(self.min_pass_rate) != sorted(expected):
+            raise ValueError(
+                f"levels.min_pass_rate must have exactly the keys {expected} (extreme is what is left); "
+                f"got {sorted(self.min_pass_rate)}"
+            )
+        edges = [self.solved_pass_rate] + [self.min_pass_rate[level] for level in expected]
+        if any(not 0 <= e <= 1 for e in edges) or any(a <= b for a, b in zip(edges, edges[1:])):
+            raise ValueError(
+                "levels thresholds must fall strictly from solved_pass_rate through "
+                f"{', '.join(expected)} and lie in [0, 1]; got {edges}"
+            )
+        return self
+
+
+class DistParams(Section):
+    """`dist`: the target difficulty distribution (P_C weights per level, normalized)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    source: Literal["weights"] = Field(alias="from")
+    easy: float
+    medium: float
+    hard: float
+    very_hard: float
+    extreme: float
+
+    @model_validator(mode="after")
+    def _check_weights(self) -> DistParams:
+        negative = [level for level in LEVELS if getattr(self, level) < 0]
+        if negative:
+            raise ValueError(f"dist weights must be >= 0; negative: {', '.join(f'dist.{n}' for n in negative)}")
+        if sum(self.weights().values()) <= 0:
+            raise ValueError("dist weights are all zero: give at least one level a positive weight")
+        return self
+
+    def weights(self) -> dict[str, float]:
+        """Raw weights per level, easiest first."""
+        return {level: float(getattr(self, level)) for level in LEVELS}
+
+    def shares(self) -> dict[str, float]:
+        """Normalized weights per level (they sum to 1)."""
+        raw = self.weights()
+        total = sum(raw.values())
+        return {level: value / total for level, value in raw.items()}
+
+
+class SampleParams(Section):
+    """`sample`: how many questions to draw and what to do when a level runs short."""
+
+    size: int = Field(gt=0)
+    shortage: Literal["nearest", "fewer", "fail"]
+
+
+class TeacherParams(SamplingParamsSection):
+    """`teacher`: which model writes the chains of thought, and how many tries it gets."""
+
+    model: str = Field(min_length=1, description="'base' (the prepared student base, offline) or an HF folder")
+    attempts: int = Field(ge=1, description="m: solutions per question")
+    keep_unverified: bool
+
+
+class VerifyParams(Section):
+    """`verify`: answer extraction and equivalence settings shared by grading, filtering, evaluation."""
+
+    last_number_fallback: bool
+    timeout_s: float = Field(gt=0)
+    workers: int = Field(ge=1)
+
+
+class SftParams(Section):
+    """`sft`: TRL supervised fine-tuning of the student on the kept solutions."""
+
+    lora: bool
+    lora_r: int = Field(gt=0)
+    lora_alpha: int = Field(gt=0)
+    epochs: float = Field(gt=0)
+    learning_rate: float = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    grad_accum: int = Field(gt=0)
+    max_length: int = Field(gt=0)
+    use_cpu: bool
+
+
+class EvaluateParams(SamplingParamsSection):
+    """`evaluate`: pass@1 over n samples per benchmark question."""
+
+    samples: int = Field(ge=1, description="n: samples per question for pass@1")
+
+
+class Params(Section):
+    """The whole ``params.yaml``."""
+
+    seed: int
+    pool: PoolParams
+    model: ModelParams
+    engine: EngineParams
+    grade: GradeParams
+    levels: LevelsParams
+    dist: DistParams
+    sample: SampleParams
+    teacher: TeacherParams
+    verify: VerifyParams
+    sft: SftParams
+    evaluate: EvaluateParams
+
+
+S = TypeVar("S", bound=BaseModel)
+
+
+class ParamsError(ValueError):
+    """params.yaml does not satisfy the schema; the message lists each bad key and the fix."""
+
+
+def _format(error: ValidationError, prefix: str) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(p) for p in (prefix, *item["loc"]) if p != "")
+        kind = item["type"]
+        if kind == "extra_forbidden":
+            lines.append(f"  {key}: unknown key; remove it or fix its spelling")
+        elif kind == "missing":
+            lines.append(f"  {key}: missing; add it to params.yaml")
+        else:
+            lines.append(f"  {key}: {item['msg']} (got {item.get('input')!r})")
+    return "\n".join(lines)
+
+
+def parse_params(raw: dict[str, Any]) -> Params:
+    """Validate a whole params mapping, raising ``ParamsError`` with every problem listed."""
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as error:
+        raise ParamsError("params.yaml is invalid:\n" + _format(error, "")) from None
+
+
+def load_params(path: Path = Path("params.yaml")) -> Params:
+    """Read and validate ``params.yaml``: the whole file is checked, so any stage fails on any bad key."""
+    if not path.is_file():
+        raise ParamsError(f"{path} not found; run from the project root")
+    raw = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path} must be a mapping of sections")
+    return parse_params(raw)

@@ -1,0 +1,102 @@
+"""Teacher solutions: sample m chains of thought per sampled question, then keep verified ones as SFT data.
+
+``generate_solutions`` asks the teacher (any ``ChatModel``) through the response cache and records every
+attempt with usage and finish_reason; ``select_solutions`` judges them with the shared verifier, marks
+one kept solution per question (the first verified one, or with ``keep_unverified`` the first complete
+one that commits to an answer) and builds the prompt/completion rows TRL trains on. Rejected rows are kept with their reasons.
+This module does not train.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from adacot.config import VerifyParams
+from adacot.grading import judge, sample_role, status_counts
+from adacot.llm import ChatModel, ResponseCache, Sampling
+from adacot.prompts import PromptSet
+from adacot.schemas import SOLUTIONS, VERIFIED_SOLUTIONS, conform
+
+
+def generate_solutions(
+    sample: pl.DataFrame,
+    teacher: ChatModel,
+    prompts: PromptSet,
+    sampling: Sampling,
+    attempts: int,
+    cache: ResponseCache | None,
+    batch_requests: int = 256,
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Every teacher attempt for every sampled question, and metrics (tokens, finish reasons, cache)."""
+    frame, cache_metrics = sample_role(
+        sample, teacher, prompts, "teacher", sampling, attempts, cache, batch_requests, "teacher"
+    )
+    frame = frame.rename({"text": "solution"}).join(
+        sample.select("question_id", "question", "gold", "level"), on="question_id", how="left"
+    )
+    table = conform(frame, SOLUTIONS, "solutions")
+    metrics = {
+        "questions": sample.height,
+        "solutions": table.height,
+        "by_finish_reason": status_counts(table["finish_reason"]),
+        "prompt_tokens": int(table["prompt_tokens"].sum()),
+        "completion_tokens": int(table["completion_tokens"].sum()),
+        "cache": cache_metrics,
+    }
+    return table, metrics
+
+
+def select_solutions(
+    solutions: pl.DataFrame, prompts: PromptSet, verify: VerifyParams, keep_unverified: bool
+) -> tuple[pl.DataFrame, list[dict[str, Any]], dict[str, Any]]:
+    """(all solutions with verdict and `kept`, SFT rows, metrics)."""
+    solutions = conform(solutions, SOLUTIONS, "solutions").sort("question_id", "sample_index")
+    verdicts = judge(solutions["gold"].to_list(), solutions["solution"].to_list(),
+                     solutions["finish_reason"].to_list(), verify, "verify solutions")
+    judged = pl.concat([solutions, verdicts], how="horizontal")
+    # Rank candidates per question: verified first; then (only if allowed) complete unverified ones.
+    eligible = pl.col("status") == "correct"
+    if keep_unverified:
+        eligible = eligible | ((pl.col("finish_reason") != "length") & (pl.col("status") != "no_answer"))
+    judged = judged.with_columns(
+        _rank=pl.when(pl.col("status") == "correct").then(0).when(eligible).then(1).otherwise(None)
+    )
+    best = (
+        judged.filter(pl.col("_rank").is_not_null())
+        .sort("question_id", "_rank", "sample_index")
+        .group_by("question_id", maintain_order=True)
+        .first()
+        .select("question_id", "sample_index")
+        .with_columns(kept=pl.lit(True))
+    )
+    judged = judged.join(best, on=["question_id", "sample_index"], how="left").with_columns(
+        kept=pl.col("kept").fill_null(False)
+    )
+    table = conform(judged, VERIFIED_SOLUTIONS, "verified solutions")
+    kept = table.filter(pl.col("kept"))
+    rows = [
+        {
+            "question_id": r["question_id"],
+            "level": r["level"],
+            "verified": r["status"] == "correct",
+            "prompt": list(prompts.render("student", r["question"])),
+            "completion": [{"role": "assistant", "content": r["solution"].strip()}],
+        }
+        for r in kept.iter_rows(named=True)
+    ]
+    questions = table["question_id"].n_unique()
+    metrics = {
+        "solutions": table.height,
+        "questions": questions,
+        "by_status": status_counts(table["status"]),
+        "verified_fraction": float((table["status"] == "correct").mean()) if table.height else 0.0,
+        "questions_with_verified_solution": int(kept.filter(pl.col("status") == "correct").height),
+        "kept": kept.height,
+        "kept_unverified": int(kept.filter(pl.col("status") != "correct").height),
+        "kept_by_level": {str(k): int(v) for k, v in sorted(kept["level"].value_counts().iter_rows())},
+        "questions_without_kept_solution": questions - kept.height,
+        "rejected": table.height - kept.height,
+    }
+    return table, rows, metrics

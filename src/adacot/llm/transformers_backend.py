@@ -1,0 +1,86 @@
+"""transformers ``generate`` behind the ``ChatModel`` protocol: the fallback when vLLM is not installed.
+
+Slower than vLLM (no paged attention or continuous batching) but dependency-light; it batches
+conversations with left padding and samples ``n`` return sequences each. Not tuned for throughput.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from adacot.config import EngineParams
+from adacot.llm.base import Completion, Conversation, Sampling
+
+_DTYPES = {"auto": "float32", "float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
+
+
+class TransformersChatModel:
+    """A local HF folder run with ``AutoModelForCausalLM.generate``."""
+
+    def __init__(self, path: Path, model_id: str, engine: EngineParams, seed: int, batch_size: int = 16) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        torch.set_num_threads(engine.cpu_threads)
+        self._torch = torch
+        self._tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
+        if self._tokenizer.pad_token is None:
+            self._tokenizer.pad_token = self._tokenizer.eos_token
+        self._model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, _DTYPES[engine.dtype]))
+        self._model.eval()
+        self._model_id = model_id
+        # Seeded once per engine, like vLLM: reseeding per call would repeat the samples already cached
+        # when the cache asks again for the missing sample indices of a conversation.
+        torch.manual_seed(seed)
+        self._batch_size = batch_size
+        self._max_len = engine.max_model_len
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    def complete(self, conversations: Sequence[Conversation], sampling: Sampling, n: int) -> list[list[Completion]]:
+        torch = self._torch
+        results: list[list[Completion]] = []
+        eos = self._tokenizer.eos_token_id
+        for start in range(0, len(conversations), self._batch_size):
+            batch = conversations[start : start + self._batch_size]
+            prompts = [
+                self._tokenizer.apply_chat_template(list(c), tokenize=False, add_generation_prompt=True) for c in batch
+            ]
+            encoded = self._tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+            prompt_len = encoded["input_ids"].shape[1]
+            with torch.no_grad():
+                out = self._model.generate(
+                    **encoded,
+                    do_sample=sampling.temperature > 0,
+                    temperature=sampling.temperature if sampling.temperature > 0 else None,
+                    top_p=sampling.top_p,
+                    max_new_tokens=min(sampling.max_tokens, self._max_len - prompt_len),
+                    num_return_sequences=n,
+                    pad_token_id=self._tokenizer.pad_token_id,
+                )
+            for i in range(len(batch)):
+                prompt_tokens = int(encoded["attention_mask"][i].sum())
+                row = []
+                for j in range(n):
+                    new = out[i * n + j, prompt_len:].tolist()
+                    stopped = eos in new
+                    if stopped:
+                        new = new[: new.index(eos)]
+                    text = self._tokenizer.decode(new, skip_special_tokens=True)
+                    row.append(
+                        Completion(
+                            text=text,
+                            finish_reason="stop" if stopped else "length",
+                            prompt_tokens=prompt_tokens,
+                            completion_tokens=len(new) + (1 if stopped else 0),
+                            model_id=self._model_id,
+                        )
+                    )
+                results.append(row)
+        return results
+
+    def close(self) -> None:
+        del self._model

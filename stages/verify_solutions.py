@@ -1,0 +1,25 @@
+"""DVC stage verify_solutions: judge teacher solutions; keep one per question as SFT data."""
+
+from pathlib import Path
+
+from adacot.generation import select_solutions
+from adacot.schemas import SOLUTIONS, VERIFIED_SOLUTIONS, read_table, write_table
+from adacot.stageio import load_prompts, setup, write_jsonl, write_metrics
+
+
+def main() -> None:
+    args, params = setup(__doc__, {
+        "solutions": "solutions parquet", "prompts": "prompt YAML", "train": "out: SFT JSONL",
+        "judged": "out: every solution with its verdict and `kept` flag", "metrics": "out: metrics JSON",
+    })
+    prompts = load_prompts(args.prompts)
+    judged, rows, metrics = select_solutions(
+        read_table(Path(args.solutions), SOLUTIONS), prompts, params.verify, params.teacher.keep_unverified
+    )
+    write_table(judged, VERIFIED_SOLUTIONS, Path(args.judged))
+    write_jsonl(args.train, rows)
+    write_metrics(args.metrics, metrics)
+
+
+if __name__ == "__main__":
+    main()

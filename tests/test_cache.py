@@ -1,0 +1,162 @@
+"""Tests for adacot.llm.cache: stable keys, a cache that survives reopening and crashes, partial reuse."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from adacot.llm import Completion, ResponseCache, Sampling, cache_key, cached_complete
+from adacot.llm.base import Conversation
+
+from conftest import FakeChatModel
+
+SAMPLING = Sampling(max_tokens=32, temperature=0.7, top_p=0.95, seed=0)
+CONV: Conversation = ({"role": "user", "content": "What is 2 + 2?"},)
+
+
+def _counting_script(user: str, number: int) -> str:
+    return f"answer {number} to {user}"
+
+
+def _conversations(count: int) -> list[Conversation]:
+    return [({"role": "user", "content": f"question {i}"},) for i in range(count)]
+
+
+def test_cache_key_stable() -> None:
+    key = cache_key("m@1", CONV, SAMPLING, 0)
+    assert key == cache_key("m@1", CONV, SAMPLING, 0)
+    assert len(key) == 64 and int(key, 16) >= 0
+    # Equal content built differently (key order, a fresh Sampling) hashes the same.
+    reordered: Conversation = ({"content": "What is 2 + 2?", "role": "user"},)
+    assert cache_key("m@1", reordered, Sampling(32, 0.7, 0.95, 0), 0) == key
+
+
+# (id, model id, conversation, sampling, sample index): each differs from the base in one thing
+KEY_CHANGES = [
+    ("model_id", "m@2", CONV, SAMPLING, 0),
+    ("content", "m@1", ({"role": "user", "content": "What is 2 + 3?"},), SAMPLING, 0),
+    ("role", "m@1", ({"role": "system", "content": "What is 2 + 2?"},), SAMPLING, 0),
+    ("system_message", "m@1", ({"role": "system", "content": "Be brief."}, *CONV), SAMPLING, 0),
+    ("max_tokens", "m@1", CONV, replace(SAMPLING, max_tokens=33), 0),
+    ("temperature", "m@1", CONV, replace(SAMPLING, temperature=0.8), 0),
+    ("top_p", "m@1", CONV, replace(SAMPLING, top_p=0.9), 0),
+    ("seed", "m@1", CONV, replace(SAMPLING, seed=1), 0),
+    ("sample_index", "m@1", CONV, SAMPLING, 1),
+]
+
+
+@pytest.mark.parametrize(("model_id", "conversation", "sampling", "index"), [c[1:] for c in KEY_CHANGES],
+                         ids=[c[0] for c in KEY_CHANGES])
+def test_cache_key_sensitive(model_id: str, conversation: Conversation, sampling: Sampling, index: int) -> None:
+    assert cache_key(model_id, conversation, sampling, index) != cache_key("m@1", CONV, SAMPLING, 0)
+
+
+def test_cache_survives_reopen(tmp_path: Path) -> None:
+    completion = Completion("42", "stop", 10, 2, "m@1")
+    first = ResponseCache(tmp_path / "cache")
+    first.put_many([("k1", completion), ("k2", replace(completion, text="41", finish_reason="length"))])
+    first.close()
+    second = ResponseCache(tmp_path / "cache")
+    assert len(second) == 2
+    found = second.get_many(["k1", "k2", "absent"])
+    assert set(found) == {"k1", "k2"}
+    assert found["k1"] == replace(completion, cached=True)
+    assert found["k2"].finish_reason == "length"
+    second.close()
+
+
+def test_cache_many_keys(tmp_path: Path) -> None:
+    cache = ResponseCache(tmp_path)
+    items = [(f"k{i}", Completion(str(i), "stop", 1, 1, "m")) for i in range(1203)]  # more than one 500-key chunk
+    cache.put_many(items)
+    found = cache.get_many([k for k, _ in items])
+    assert len(found) == 1203
+    assert found["k1202"].text == "1202"
+    cache.close()
+
+
+def test_cached_complete_without_cache() -> None:
+    fake = FakeChatModel(_counting_script)
+    results, stats = cached_complete(fake, _conversations(3), SAMPLING, 2, None, progress=False)
+    assert [[c.text for c in row] for row in results] == [
+        [f"answer {n} to question {i}" for n in range(2)] for i in range(3)
+    ]
+    assert fake.requests == 6 and stats.misses == 6 and stats.hits == 0
+    assert all(not c.cached for row in results for c in row)
+
+
+def test_cached_complete_second_run_is_free(tmp_path: Path) -> None:
+    conversations = _conversations(3)
+    first_fake = FakeChatModel(_counting_script)
+    first, stats = cached_complete(first_fake, conversations, SAMPLING, 2, ResponseCache(tmp_path), progress=False)
+    assert stats.misses == 6 and stats.completion_tokens_spent == sum(c.completion_tokens for r in first for c in r)
+    second_fake = FakeChatModel(_counting_script)
+    second, stats = cached_complete(second_fake, conversations, SAMPLING, 2, ResponseCache(tmp_path), progress=False)
+    assert second_fake.requests == 0 and second_fake.calls == []
+    assert stats.hits == 6 and stats.misses == 0
+    assert stats.completion_tokens_saved == sum(c.completion_tokens for r in first for c in r)
+    assert [[replace(c, cached=False) for c in row] for row in second] == first
+    assert all(c.cached for row in second for c in row)
+
+
+def test_cached_complete_other_model_misses(tmp_path: Path) -> None:
+    cache = ResponseCache(tmp_path)
+    cached_complete(FakeChatModel(_counting_script, model_id="a@1"), _conversations(2), SAMPLING, 1, cache,
+                    progress=False)
+    other = FakeChatModel(_counting_script, model_id="b@1")
+    _, stats = cached_complete(other, _conversations(2), SAMPLING, 1, cache, progress=False)
+    assert other.requests == 2 and stats.hits == 0
+
+
+def test_cached_complete_asks_only_for_missing_samples(tmp_path: Path) -> None:
+    conversations = _conversations(3)
+    fake = FakeChatModel(_counting_script)
+    cache = ResponseCache(tmp_path)
+    before, _ = cached_complete(fake, conversations, SAMPLING, 2, cache, progress=False)
+    assert fake.requests == 6
+    results, stats = cached_complete(fake, conversations, SAMPLING, 4, cache, progress=False)
+    # Exactly 2 more per conversation, in one call asking n=2.
+    assert fake.requests == 6 + 6
+    assert fake.calls[-1] == (3, 2)
+    assert [n for _, n in fake.asked[-3:]] == [2, 2, 2]
+    assert stats.hits == 6 and stats.misses == 6
+    for row, old in zip(results, before):
+        assert len(row) == 4
+        assert [c.cached for c in row] == [True, True, False, False]
+        assert [c.text for c in row[:2]] == [c.text for c in old]
+    assert len(cache) == 12
+
+
+def test_cached_complete_groups_by_missing_count(tmp_path: Path) -> None:
+    a, b, c = _conversations(3)
+    cache = ResponseCache(tmp_path)
+    fake = FakeChatModel(_counting_script)
+    cached_complete(fake, [a], SAMPLING, 4, cache, progress=False)  # a: fully cached
+    cached_complete(fake, [b], SAMPLING, 2, cache, progress=False)  # b: half cached
+    fake.calls.clear()
+    results, stats = cached_complete(fake, [a, b, c], SAMPLING, 4, cache, progress=False)
+    assert sorted(fake.calls) == [(1, 2), (1, 4)]  # b asks for 2, c for 4, a for nothing
+    assert stats.hits == 6 and stats.misses == 6
+    # Results stay in input order, each row complete.
+    assert [row[0].text for row in results] == [f"answer 0 to question {i}" for i in range(3)]
+    assert all(len(row) == 4 for row in results)
+
+
+def test_crash_keeps_committed_batches(tmp_path: Path) -> None:
+    conversations = _conversations(3)
+    crashing = FakeChatModel(_counting_script, fail_on_call=2)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        cached_complete(crashing, conversations, SAMPLING, 2, ResponseCache(tmp_path), batch_requests=1,
+                        progress=False)
+    reopened = ResponseCache(tmp_path)
+    assert len(reopened) == 2  # the first batch (1 conversation x 2 samples) was committed
+    healthy = FakeChatModel(_counting_script)
+    results, stats = cached_complete(healthy, conversations, SAMPLING, 2, reopened, batch_requests=1,
+                                     progress=False)
+    assert healthy.requests == 4
+    assert [user for user, _ in healthy.asked] == ["question 1", "question 2"]
+    assert stats.hits == 2 and stats.misses == 4
+    assert [[c.cached for c in row] for row in results] == [[True, True], [False, False], [False, False]]
+    assert len(reopened) == 6

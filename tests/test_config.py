@@ -1,0 +1,139 @@
+"""Tests for adacot.config: the real params validate; every bad key fails with a message that names it."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from adacot.config import DistParams, Params, ParamsError, load_params, parse_params
+from adacot.levels import LEVELS
+
+from conftest import PARAMS_PATH
+
+
+def test_real_params_file_validates() -> None:
+    params = load_params(PARAMS_PATH)
+    assert isinstance(params, Params)
+    assert params.dist.source == "weights"
+    assert set(params.levels.min_pass_rate) == {"medium", "hard", "very_hard"}
+    assert params.grade.attempts >= 1
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def mutate(raw: dict[str, Any]) -> None:
+        *parents, leaf = path.split(".")
+        node = raw
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    return mutate
+
+
+def _delete(path: str) -> Callable[[dict[str, Any]], None]:
+    def mutate(raw: dict[str, Any]) -> None:
+        *parents, leaf = path.split(".")
+        node = raw
+        for key in parents:
+            node = node[key]
+        del node[leaf]
+    return mutate
+
+
+def _zero_weights(raw: dict[str, Any]) -> None:
+    for level in LEVELS:
+        raw["dist"][level] = 0
+
+
+# (id, mutation, substrings the error message must contain)
+BAD_PARAMS: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
+    ("unknown_top_level", _set("bogus", 1), ["bogus: unknown key", "remove it or fix its spelling"]),
+    ("unknown_nested", _set("grade.temprature", 0.5), ["grade.temprature: unknown key"]),
+    ("unknown_deep_section", _set("engine.gpu_count", 2), ["engine.gpu_count: unknown key"]),
+    ("unknown_level_in_dist", _set("dist.trivial", 0.1), ["dist.trivial: unknown key"]),
+    ("missing_top_level", _delete("seed"), ["seed: missing", "add it to params.yaml"]),
+    ("missing_section", _delete("verify"), ["verify: missing"]),
+    ("missing_nested", _delete("grade.attempts"), ["grade.attempts: missing"]),
+    ("missing_dist_from", _delete("dist.from"), ["dist.from: missing"]),
+    ("missing_dist_level", _delete("dist.extreme"), ["dist.extreme: missing"]),
+    ("negative_weight", _set("dist.hard", -0.2), ["dist weights must be >= 0", "dist.hard"]),
+    ("all_zero_weights", _zero_weights, ["all zero", "positive weight"]),
+    ("bands_increase", _set("levels.min_pass_rate.hard", 0.6), ["must fall strictly", "[0.75, 0.5, 0.6, 0.01]"]),
+    ("bands_equal", _set("levels.min_pass_rate.hard", 0.5), ["must fall strictly"]),
+    ("solved_not_above_medium", _set("levels.solved_pass_rate", 0.5), ["must fall strictly"]),
+    ("band_below_zero", _set("levels.min_pass_rate.very_hard", -0.1), ["lie in [0, 1]"]),
+    ("bands_missing_key", _set("levels.min_pass_rate", {"medium": 0.5, "hard": 0.25}),
+     ["exactly the keys", "very_hard"]),
+    ("bands_extra_key", _set("levels.min_pass_rate", {"medium": 0.5, "hard": 0.25, "very_hard": 0.01, "extreme": 0}),
+     ["exactly the keys", "extreme"]),
+    ("bands_misspelt_key", _set("levels.min_pass_rate", {"medium": 0.5, "hard": 0.25, "veryhard": 0.01}),
+     ["exactly the keys", "veryhard"]),
+    ("unknown_rule", _set("levels.rule", "prm"), ["levels.rule"]),
+    ("unknown_shortage_policy", _set("sample.shortage", "maybe"), ["sample.shortage", "'maybe'"]),
+    ("zero_attempts", _set("grade.attempts", 0), ["grade.attempts"]),
+    ("top_p_above_one", _set("evaluate.top_p", 1.5), ["evaluate.top_p"]),
+    ("wrong_type", _set("sample.size", "many"), ["sample.size", "'many'"]),
+]
+
+
+@pytest.mark.parametrize(("mutate", "expected"), [(m, e) for _, m, e in BAD_PARAMS], ids=[c[0] for c in BAD_PARAMS])
+def test_bad_params_fail_with_clear_message(
+    params_raw: dict[str, Any], mutate: Callable[[dict[str, Any]], None], expected: list[str]
+) -> None:
+    mutate(params_raw)
+    with pytest.raises(ParamsError) as info:
+        parse_params(params_raw)
+    message = str(info.value)
+    assert message.startswith("params.yaml is invalid:")
+    for part in expected:
+        assert part in message
+
+
+def test_every_problem_is_listed_at_once(params_raw: dict[str, Any]) -> None:
+    params_raw["bogus"] = 1
+    del params_raw["grade"]["max_tokens"]
+    with pytest.raises(ParamsError) as info:
+        parse_params(params_raw)
+    assert "bogus: unknown key" in str(info.value)
+    assert "grade.max_tokens: missing" in str(info.value)
+
+
+def test_params_are_immutable(params: Params) -> None:
+    with pytest.raises(Exception, match="frozen"):
+        params.sample.size = 3  # type: ignore[misc]
+
+
+def test_load_params_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ParamsError, match="not found"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_load_params_rejects_non_mapping(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text("- a\n- b\n")
+    with pytest.raises(ParamsError, match="mapping"):
+        load_params(path)
+
+
+def test_real_shares_sum_to_one(params: Params) -> None:
+    shares = params.dist.shares()
+    assert list(shares) == list(LEVELS)
+    assert math.isclose(sum(shares.values()), 1.0)
+    assert shares == pytest.approx(params.dist.weights())  # the shipped weights already sum to 1
+
+
+@given(st.lists(st.floats(min_value=0, max_value=1e6, allow_nan=False), min_size=5, max_size=5))
+def test_shares_normalize_any_weights(weights: list[float]) -> None:
+    assume(sum(weights) > 1e-9)
+    dist = DistParams.model_validate({"from": "weights", **dict(zip(LEVELS, weights))})
+    shares = dist.shares()
+    assert math.isclose(sum(shares.values()), 1.0, rel_tol=1e-9)
+    assert all(share >= 0 for share in shares.values())
+    total = sum(weights)
+    for level, weight in zip(LEVELS, weights):
+        assert shares[level] == pytest.approx(weight / total, rel=1e-9, abs=1e-12)

@@ -1,0 +1,189 @@
+"""Tests for adacot.grading: scripted attempts get the right verdicts, the cache makes reruns free, levels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from adacot.config import LevelsParams, Params, VerifyParams
+from adacot.grading import assign_levels, grade_attempts, grader_version, level_of, status_counts
+from adacot.levels import LEVELS
+from adacot.llm import ResponseCache, Sampling
+from adacot.prompts import PromptSet
+from adacot.schemas import ATTEMPTS, DATABASE, QUESTIONS, conform
+
+from conftest import FakeChatModel
+
+QUESTIONS_GOLD = {
+    "q1": ("What is 2 + 3?", "5"),
+    "q2": ("Ava has 4 apples and gets 3 more. How many apples does Ava have now?", "7"),
+    "q3": ("What is 27 + 48?", "75"),
+}
+
+# Per question: (scripted answer, finish_reason), expected status, for sample 0..3.
+SCRIPT: dict[str, list[tuple[tuple[str, str], str]]] = {
+    "q1": [
+        (("2 + 3 = 5, so the answer is \\boxed{5}.", "stop"), "correct"),
+        (("\\boxed{6}", "stop"), "wrong"),
+        (("I am not sure how to do this.", "stop"), "no_answer"),
+        (("Let me think. First 2 then", "length"), "truncated"),
+    ],
+    "q2": [
+        (("Ava has 4 + 3 = 7 apples. \\boxed{7}", "stop"), "correct"),
+        (("The answer is 7.", "stop"), "correct"),
+        (("\\boxed{7}", "stop"), "correct"),
+        (("4 - 3 = \\boxed{1}", "stop"), "wrong"),
+    ],
+    "q3": [
+        (("27 + 48 = 65. \\boxed{65}", "stop"), "wrong"),
+        (("", "stop"), "no_answer"),
+        (("\\boxed{75}", "length"), "correct"),  # cut off after the boxed answer: still judged
+        (("27 + 48 = 6", "length"), "truncated"),
+    ],
+}
+
+
+def _questions() -> pl.DataFrame:
+    rows = [{"question_id": qid, "source": "synthetic", "question": q, "gold": g, "generator_tier": 1}
+            for qid, (q, g) in QUESTIONS_GOLD.items()]
+    return conform(pl.DataFrame(rows, schema=QUESTIONS), QUESTIONS, "questions")
+
+
+def _fake() -> FakeChatModel:
+    return FakeChatModel({QUESTIONS_GOLD[qid][0]: [answer for answer, _ in cases] for qid, cases in SCRIPT.items()})
+
+
+def _expected_statuses() -> dict[tuple[str, int], str]:
+    return {(qid, i): status for qid, cases in SCRIPT.items() for i, (_, status) in enumerate(cases)}
+
+
+def test_grade_attempts_verdicts_and_metrics(tmp_path: Path, prompts: PromptSet, sampling: Sampling,
+                                             verify_params: VerifyParams) -> None:
+    assert verify_params.workers == 1
+    fake = _fake()
+    table, metrics = grade_attempts(_questions(), fake, prompts, sampling, 4, verify_params,
+                                    ResponseCache(tmp_path / "cache"), batch_requests=2)
+    assert list(table.columns) == list(ATTEMPTS)
+    assert table.height == 12 == fake.requests
+    got = {(r["question_id"], r["sample_index"]): r["status"] for r in table.iter_rows(named=True)}
+    assert got == _expected_statuses()
+    assert all(reason for reason in table["reason"])  # every verdict says why
+    assert table.filter((pl.col("question_id") == "q1") & (pl.col("sample_index") == 1))["extracted"].item() == "6"
+    assert set(table["model_id"]) == {fake.model_id}
+    assert set(table["prompt_version"]) == {prompts.version}
+    assert not table["cached"].any()
+    assert set(table.filter(pl.col("finish_reason") == "length")["completion_tokens"]) == {sampling.max_tokens}
+
+    assert metrics["questions"] == 3
+    assert metrics["attempts"] == 12
+    assert sum(metrics["by_status"].values()) == metrics["attempts"]
+    assert metrics["by_status"] == {"correct": 5, "no_answer": 2, "truncated": 2, "wrong": 3}
+    assert metrics["completion_tokens"] == int(table["completion_tokens"].sum())
+    assert metrics["cache"]["misses"] == 12 and metrics["cache"]["hits"] == 0
+    # The student prompt was used, with the question inside it.
+    assert all("\\boxed{}" in user for user, _ in fake.asked)
+
+
+def test_grade_attempts_rerun_hits_cache(tmp_path: Path, prompts: PromptSet, sampling: Sampling,
+                                         verify_params: VerifyParams) -> None:
+    first, _ = grade_attempts(_questions(), _fake(), prompts, sampling, 4, verify_params,
+                              ResponseCache(tmp_path), batch_requests=2)
+    rerun_fake = _fake()
+    second, metrics = grade_attempts(_questions(), rerun_fake, prompts, sampling, 4, verify_params,
+                                     ResponseCache(tmp_path), batch_requests=2)
+    assert rerun_fake.requests == 0
+    assert metrics["cache"]["hits"] == metrics["attempts"] == 12
+    assert metrics["cache"]["misses"] == 0
+    assert second["cached"].all()
+    assert second.drop("cached").equals(first.drop("cached"))
+
+
+def test_status_counts_sorted() -> None:
+    assert status_counts(pl.Series(["wrong", "correct", "wrong", "no_answer"])) == {
+        "correct": 1, "no_answer": 1, "wrong": 2,
+    }
+
+
+# Real params' bands: easy >= 0.75, medium >= 0.5, hard >= 0.25, very_hard >= 0.01, else extreme.
+LEVEL_CASES = [
+    (1.0, "easy"), (0.75, "easy"), (0.7499, "medium"), (0.5, "medium"), (0.49, "hard"), (0.25, "hard"),
+    (0.24, "very_hard"), (0.01, "very_hard"), (0.0099, "extreme"), (0.0, "extreme"),
+]
+
+
+@pytest.mark.parametrize(("pass_rate", "level"), LEVEL_CASES)
+def test_level_of(params: Params, pass_rate: float, level: str) -> None:
+    assert level_of(pass_rate, params.levels) == level
+
+
+def _attempts(correct_by_question: dict[str, tuple[int, int]]) -> pl.DataFrame:
+    """Attempt rows: for each question, (correct, total) attempts."""
+    rows = []
+    for qid, (correct, total) in correct_by_question.items():
+        for i in range(total):
+            rows.append({"question_id": qid, "sample_index": i, "status": "correct" if i < correct else "wrong",
+                         "completion_tokens": 10})
+    return pl.DataFrame(rows)
+
+
+def _pool(ids: list[str]) -> pl.DataFrame:
+    rows = [{"question_id": q, "source": "gsm8k" if q.startswith("g") else "synthetic", "question": f"Q {q}?",
+             "gold": "1", "generator_tier": None} for q in ids]
+    return conform(pl.DataFrame(rows, schema=QUESTIONS), QUESTIONS, "questions")
+
+
+def test_assign_levels_table(params: Params) -> None:
+    counts = {"s4": (4, 4), "s3": (3, 4), "s2": (2, 4), "g1": (1, 4), "g0": (0, 4)}
+    expected = {"s4": "easy", "s3": "easy", "s2": "medium", "g1": "hard", "g0": "extreme"}
+    table, metrics = assign_levels(_pool(list(counts)), _attempts(counts), params.levels)
+    assert list(table.columns) == list(DATABASE)
+    assert table["question_id"].to_list() == sorted(counts)
+    rows = {r["question_id"]: r for r in table.iter_rows(named=True)}
+    for qid, (correct, total) in counts.items():
+        assert rows[qid]["attempts"] == total
+        assert rows[qid]["correct"] == correct
+        assert rows[qid]["pass_rate"] == pytest.approx(correct / total)
+        assert rows[qid]["level"] == expected[qid]
+        assert rows[qid]["completion_tokens"] == 10 * total
+    version = grader_version(params.levels, 4)
+    assert set(table["grader_version"]) == {version}
+    assert metrics["grader_version"] == version
+    assert metrics["level_histogram"] == {"easy": 2, "medium": 1, "hard": 1, "very_hard": 0, "extreme": 1}
+    assert sum(metrics["level_histogram"].values()) == metrics["questions"] == 5
+    assert metrics["pass_rate_by_level"]["easy"] == pytest.approx(0.875)
+    assert metrics["pass_rate_by_level"]["very_hard"] is None
+    assert metrics["mean_pass_rate"] == pytest.approx(0.5)
+    assert metrics["by_source"]["gsm8k"] == {"easy": 0, "medium": 0, "hard": 1, "very_hard": 0, "extreme": 1}
+    assert sum(metrics["level_share"].values()) == pytest.approx(1.0)
+
+
+def test_grader_version_changes_with_rule(params: Params) -> None:
+    base = grader_version(params.levels, 4)
+    assert base.startswith("pass_rate_bands:")
+    assert grader_version(params.levels, 8) != base
+    stricter = LevelsParams.model_validate({**params.levels.model_dump(), "solved_pass_rate": 1.0})
+    assert grader_version(stricter, 4) != base
+    assert grader_version(LevelsParams.model_validate(params.levels.model_dump()), 4) == base
+
+
+def test_assign_levels_rule_changes_levels(params: Params) -> None:
+    counts = {"s3": (3, 4)}
+    strict = LevelsParams.model_validate({**params.levels.model_dump(), "solved_pass_rate": 1.0})
+    table, _ = assign_levels(_pool(["s3"]), _attempts(counts), strict)
+    assert table["level"].item() == "medium"
+
+
+def test_assign_levels_missing_attempts_raises(params: Params) -> None:
+    with pytest.raises(ValueError, match=r"1 question\(s\) have no graded attempts.*'s9'"):
+        assign_levels(_pool(["s1", "s9"]), _attempts({"s1": (1, 4)}), params.levels)
+
+
+def test_grade_then_level(tmp_path: Path, prompts: PromptSet, sampling: Sampling, params: Params,
+                          verify_params: VerifyParams) -> None:
+    attempts, _ = grade_attempts(_questions(), _fake(), prompts, sampling, 4, verify_params, None)
+    database, metrics = assign_levels(_questions(), attempts, params.levels)
+    # q1: 1/4 -> hard; q2: 3/4 -> easy; q3: 1/4 -> hard.
+    assert dict(zip(database["question_id"], database["level"])) == {"q1": "hard", "q2": "easy", "q3": "hard"}
+    assert set(metrics["level_histogram"]) == set(LEVELS)

