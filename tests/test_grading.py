@@ -113,9 +113,15 @@ LEVEL_CASES = [
 ]
 
 
+# A fixed rule (not params.yaml's, which users tune) so these tables test the mechanism.
+RULE = LevelsParams(
+    rule="pass_rate_bands", solved_pass_rate=0.75, min_pass_rate={"medium": 0.5, "hard": 0.25, "very_hard": 0.01}
+)
+
+
 @pytest.mark.parametrize(("pass_rate", "level"), LEVEL_CASES)
 def test_level_of(params: Params, pass_rate: float, level: str) -> None:
-    assert level_of(pass_rate, params.levels) == level
+    assert level_of(pass_rate, RULE) == level
 
 
 def _attempts(correct_by_question: dict[str, tuple[int, int]]) -> pl.DataFrame:
@@ -137,7 +143,7 @@ def _pool(ids: list[str]) -> pl.DataFrame:
 def test_assign_levels_table(params: Params) -> None:
     counts = {"s4": (4, 4), "s3": (3, 4), "s2": (2, 4), "g1": (1, 4), "g0": (0, 4)}
     expected = {"s4": "easy", "s3": "easy", "s2": "medium", "g1": "hard", "g0": "extreme"}
-    table, metrics = assign_levels(_pool(list(counts)), _attempts(counts), params.levels)
+    table, metrics = assign_levels(_pool(list(counts)), _attempts(counts), RULE)
     assert list(table.columns) == list(DATABASE)
     assert table["question_id"].to_list() == sorted(counts)
     rows = {r["question_id"]: r for r in table.iter_rows(named=True)}
@@ -147,7 +153,7 @@ def test_assign_levels_table(params: Params) -> None:
         assert rows[qid]["pass_rate"] == pytest.approx(correct / total)
         assert rows[qid]["level"] == expected[qid]
         assert rows[qid]["completion_tokens"] == 10 * total
-    version = grader_version(params.levels, 4)
+    version = grader_version(RULE, 4)
     assert set(table["grader_version"]) == {version}
     assert metrics["grader_version"] == version
     assert metrics["level_histogram"] == {"easy": 2, "medium": 1, "hard": 1, "very_hard": 0, "extreme": 1}
@@ -160,30 +166,30 @@ def test_assign_levels_table(params: Params) -> None:
 
 
 def test_grader_version_changes_with_rule(params: Params) -> None:
-    base = grader_version(params.levels, 4)
+    base = grader_version(RULE, 4)
     assert base.startswith("pass_rate_bands:")
-    assert grader_version(params.levels, 8) != base
-    stricter = LevelsParams.model_validate({**params.levels.model_dump(), "solved_pass_rate": 1.0})
+    assert grader_version(RULE, 8) != base
+    stricter = LevelsParams.model_validate({**RULE.model_dump(), "solved_pass_rate": 1.0})
     assert grader_version(stricter, 4) != base
-    assert grader_version(LevelsParams.model_validate(params.levels.model_dump()), 4) == base
+    assert grader_version(LevelsParams.model_validate(RULE.model_dump()), 4) == base
 
 
 def test_assign_levels_rule_changes_levels(params: Params) -> None:
     counts = {"s3": (3, 4)}
-    strict = LevelsParams.model_validate({**params.levels.model_dump(), "solved_pass_rate": 1.0})
+    strict = LevelsParams.model_validate({**RULE.model_dump(), "solved_pass_rate": 1.0})
     table, _ = assign_levels(_pool(["s3"]), _attempts(counts), strict)
     assert table["level"].item() == "medium"
 
 
 def test_assign_levels_missing_attempts_raises(params: Params) -> None:
     with pytest.raises(ValueError, match=r"1 question\(s\) have no graded attempts.*'s9'"):
-        assign_levels(_pool(["s1", "s9"]), _attempts({"s1": (1, 4)}), params.levels)
+        assign_levels(_pool(["s1", "s9"]), _attempts({"s1": (1, 4)}), RULE)
 
 
 def test_grade_then_level(tmp_path: Path, prompts: PromptSet, sampling: Sampling, params: Params,
                           verify_params: VerifyParams) -> None:
     attempts, _ = grade_attempts(_questions(), _fake(), prompts, sampling, 4, verify_params, None)
-    database, metrics = assign_levels(_questions(), attempts, params.levels)
+    database, metrics = assign_levels(_questions(), attempts, RULE)
     # q1: 1/4 -> hard; q2: 3/4 -> easy; q3: 1/4 -> hard.
     assert dict(zip(database["question_id"], database["level"])) == {"q1": "hard", "q2": "easy", "q3": "hard"}
     assert set(metrics["level_histogram"]) == set(LEVELS)

@@ -23,7 +23,7 @@ def base_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def engine(backend: str) -> EngineParams:
     return EngineParams(
-        backend=backend, dtype="float32", max_model_len=512, enforce_eager=True, batch_requests=64,
+        backend=backend, dtype="float32", max_model_len=512, enforce_eager=True, in_process=True, batch_requests=64,
         cpu_kvcache_space_gib=1, cpu_threads=2, gpu_memory_utilization=0.9, tensor_parallel_size=1,
     )
 

@@ -47,6 +47,7 @@ class EngineParams(Section):
     dtype: Literal["auto", "float32", "bfloat16", "float16"]
     max_model_len: int = Field(gt=0)
     enforce_eager: bool
+    in_process: bool = Field(description="run vLLM's engine core in the stage process (no extra processes)")
     batch_requests: int = Field(gt=0, description="requests per engine call; the cache is written after each")
     cpu_kvcache_space_gib: int = Field(gt=0)
     cpu_threads: int = Field(gt=0)
