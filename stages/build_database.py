@@ -4,7 +4,7 @@ from pathlib import Path
 
 from adacot.grading import assign_levels
 from adacot.schemas import ATTEMPTS, DATABASE, QUESTIONS, read_table, write_table
-from adacot.stageio import setup, write_metrics, write_jsonl
+from adacot.stageio import setup, write_jsonl, write_metrics
 
 
 def main() -> None:

@@ -3,9 +3,9 @@
 from pathlib import Path
 
 from adacot.evaluation import evaluate_model
-from adacot.llm import ResponseCache, Sampling, open_local_model
+from adacot.llm import ResponseCache
 from adacot.schemas import BENCHMARK, EVAL_RESPONSES, read_table, write_table
-from adacot.stageio import load_prompts, setup, write_metrics
+from adacot.stageio import load_prompts, local_model, sampling_from, setup, write_metrics
 
 
 def main() -> None:
@@ -14,18 +14,12 @@ def main() -> None:
         "cache_dir": "response cache folder (outside DVC outs)", "responses": "out: responses parquet",
         "metrics": "out: metrics JSON",
     })
-    e = params.evaluate
-    prompts = load_prompts(args.prompts)
-    sampling = Sampling(max_tokens=e.max_tokens, temperature=e.temperature, top_p=e.top_p, seed=params.seed)
     benchmarks = read_table(Path(args.benchmarks), BENCHMARK)
-    model = open_local_model(Path(args.model), params.engine, params.seed)
-    try:
+    with local_model(args.model, params) as model:
         responses, metrics = evaluate_model(
-            benchmarks, model, prompts, sampling, e.samples, params.verify, ResponseCache(Path(args.cache_dir)),
-            params.engine.batch_requests,
+            benchmarks, model, load_prompts(args.prompts), sampling_from(params.evaluate, params.seed),
+            params.evaluate.samples, params.verify, ResponseCache(Path(args.cache_dir)), params.engine.batch_requests,
         )
-    finally:
-        model.close()
     write_table(responses, EVAL_RESPONSES, Path(args.responses))
     write_metrics(args.metrics, metrics)
 

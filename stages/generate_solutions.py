@@ -3,9 +3,9 @@
 from pathlib import Path
 
 from adacot.generation import generate_solutions
-from adacot.llm import ResponseCache, Sampling, open_local_model
+from adacot.llm import ResponseCache
 from adacot.schemas import SAMPLE, SOLUTIONS, read_table, write_table
-from adacot.stageio import load_prompts, setup, write_metrics
+from adacot.stageio import load_prompts, local_model, sampling_from, setup, write_metrics
 
 
 def main() -> None:
@@ -14,19 +14,13 @@ def main() -> None:
         "prompts": "prompt YAML", "cache_dir": "response cache folder (outside DVC outs)",
         "solutions": "out: solutions parquet", "metrics": "out: metrics JSON",
     })
-    t = params.teacher
-    path = Path(args.base_model) if t.model == "base" else Path(t.model)
+    teacher = params.teacher
     sample = read_table(Path(args.sample), SAMPLE)
-    prompts = load_prompts(args.prompts)
-    sampling = Sampling(max_tokens=t.max_tokens, temperature=t.temperature, top_p=t.top_p, seed=params.seed)
-    teacher = open_local_model(path, params.engine, params.seed)
-    try:
+    with local_model(args.base_model if teacher.model == "base" else teacher.model, params) as model:
         solutions, metrics = generate_solutions(
-            sample, teacher, prompts, sampling, t.attempts, ResponseCache(Path(args.cache_dir)),
-            params.engine.batch_requests,
+            sample, model, load_prompts(args.prompts), sampling_from(teacher, params.seed), teacher.attempts,
+            ResponseCache(Path(args.cache_dir)), params.engine.batch_requests,
         )
-    finally:
-        teacher.close()
     write_table(solutions, SOLUTIONS, Path(args.solutions))
     write_metrics(args.metrics, metrics)
 

@@ -3,9 +3,9 @@
 from pathlib import Path
 
 from adacot.grading import grade_attempts
-from adacot.llm import ResponseCache, Sampling, open_local_model
+from adacot.llm import ResponseCache
 from adacot.schemas import ATTEMPTS, QUESTIONS, read_table, write_table
-from adacot.stageio import load_prompts, setup, write_metrics
+from adacot.stageio import load_prompts, local_model, sampling_from, setup, write_metrics
 
 
 def main() -> None:
@@ -15,17 +15,11 @@ def main() -> None:
         "metrics": "out: metrics JSON",
     })
     questions = read_table(Path(args.questions), QUESTIONS)
-    prompts = load_prompts(args.prompts)
-    g = params.grade
-    sampling = Sampling(max_tokens=g.max_tokens, temperature=g.temperature, top_p=g.top_p, seed=params.seed)
-    model = open_local_model(Path(args.model), params.engine, params.seed)
-    try:
+    with local_model(args.model, params) as model:
         attempts, metrics = grade_attempts(
-            questions, model, prompts, sampling, g.attempts, params.verify, ResponseCache(Path(args.cache_dir)),
-            params.engine.batch_requests,
+            questions, model, load_prompts(args.prompts), sampling_from(params.grade, params.seed),
+            params.grade.attempts, params.verify, ResponseCache(Path(args.cache_dir)), params.engine.batch_requests,
         )
-    finally:
-        model.close()
     write_table(attempts, ATTEMPTS, Path(args.attempts))
     write_metrics(args.metrics, metrics)
 

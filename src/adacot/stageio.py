@@ -10,12 +10,15 @@ import json
 import logging
 import math
 import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
-from adacot.config import Params, load_params
+from adacot.config import Params, SamplingParamsSection, load_params
+from adacot.llm.base import ChatModel, Sampling
 from adacot.prompts import PromptSet, parse_prompt_set
 
 
@@ -83,3 +86,20 @@ def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
 def load_prompts(path: str | Path) -> PromptSet:
     """Read and validate a prompt YAML file."""
     return parse_prompt_set(yaml.safe_load(Path(path).read_text()))
+
+
+def sampling_from(section: SamplingParamsSection, seed: int) -> Sampling:
+    """The ``Sampling`` record of a params section that has max_tokens, temperature and top_p."""
+    return Sampling(max_tokens=section.max_tokens, temperature=section.temperature, top_p=section.top_p, seed=seed)
+
+
+@contextmanager
+def local_model(path: str | Path, params: Params) -> Iterator[ChatModel]:
+    """Open the HF folder at ``path`` with the configured engine and always release it."""
+    from adacot.llm import open_local_model
+
+    model = open_local_model(Path(path), params.engine, params.seed)
+    try:
+        yield model
+    finally:
+        model.close()

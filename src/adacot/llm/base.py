@@ -7,8 +7,9 @@ servers) through params. This module holds no backend and does no I/O.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 Message = dict[str, str]
 Conversation = tuple[Message, ...]

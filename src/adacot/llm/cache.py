@@ -16,9 +16,9 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from adacot.llm.base import ChatModel, Completion, Conversation, Sampling
 

@@ -6,8 +6,8 @@ conversations with left padding and samples ``n`` return sequences each. Not tun
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from adacot.config import EngineParams
 from adacot.llm.base import Completion, Conversation, Sampling

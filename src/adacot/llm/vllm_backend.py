@@ -8,8 +8,9 @@ imported). Not for serving over HTTP (users run vLLM's own OpenAI server for tha
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from adacot.config import EngineParams
 from adacot.llm.base import Completion, Conversation, Sampling
