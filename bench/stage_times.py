@@ -2,7 +2,8 @@
 
 Prints a Markdown table (stage, seconds, share) and the total. With ``--fresh-cache`` the LLM response
 cache is moved aside first (and restored after), so LLM stages pay full generation cost as on a first
-run; without it, cached responses make LLM stages much faster.
+run; without it, cached responses make LLM stages much faster. Responses paid for during the bench are
+merged back into the restored cache afterwards, so nothing is lost.
 
 Usage: python bench/stage_times.py [--fresh-cache]
 """
@@ -15,6 +16,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from adacot.llm import ResponseCache
 
 STAGES = [
     "prepare_pool", "prepare_model", "grade_questions", "build_database", "sample_questions",
@@ -41,8 +44,14 @@ def main() -> None:
             print(f"{stage}: {times[stage]:.0f} s", file=sys.stderr, flush=True)
     finally:
         if args.fresh_cache and aside.exists():
-            shutil.rmtree(CACHE, ignore_errors=True)
+            fresh = CACHE.with_name("cache.bench-fresh")
+            shutil.move(CACHE, fresh)
             shutil.move(aside, CACHE)
+            restored = ResponseCache(CACHE)
+            added = restored.merge_from(fresh / "responses.sqlite")
+            restored.close()
+            shutil.rmtree(fresh)
+            print(f"merged {added} new responses back into {CACHE}", file=sys.stderr)
     total = sum(times.values())
     print("| stage | wall s | share |\n|---|---:|---:|")
     for stage, seconds in times.items():

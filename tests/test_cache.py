@@ -160,3 +160,15 @@ def test_crash_keeps_committed_batches(tmp_path: Path) -> None:
     assert stats.hits == 2 and stats.misses == 4
     assert [[c.cached for c in row] for row in results] == [[True, True], [False, False], [False, False]]
     assert len(reopened) == 6
+
+
+def test_merge_from_adds_only_new_keys(tmp_path: Path) -> None:
+    from adacot.llm.base import Completion
+
+    a, b = ResponseCache(tmp_path / "a"), ResponseCache(tmp_path / "b")
+    a.put_many([("k1", Completion("one", "stop", 3, 1, "m"))])
+    b.put_many([("k1", Completion("other", "stop", 3, 1, "m")), ("k2", Completion("two", "stop", 3, 1, "m"))])
+    b.close()
+    assert a.merge_from(tmp_path / "b" / "responses.sqlite") == 1
+    got = a.get_many(["k1", "k2"])
+    assert got["k1"].text == "one" and got["k2"].text == "two"

@@ -76,6 +76,15 @@ class ResponseCache:
         with self._db:  # one transaction per batch: all of it lands, or none of it
             self._db.executemany("INSERT OR REPLACE INTO responses (key, value) VALUES (?, ?)", rows)
 
+    def merge_from(self, other: Path) -> int:
+        """Copy entries of another cache file into this one (existing keys win); returns rows added."""
+        before = len(self)
+        with self._db:
+            self._db.execute("ATTACH DATABASE ? AS other", (str(other),))
+            self._db.execute("INSERT OR IGNORE INTO responses SELECT key, value FROM other.responses")
+        self._db.execute("DETACH DATABASE other")
+        return len(self) - before
+
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
 
