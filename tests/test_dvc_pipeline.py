@@ -28,11 +28,11 @@ ALL_STAGES = {
 AFTER_SAMPLING = {"sample_questions", "generate_solutions", "verify_solutions", "train_student", "evaluate@student"}
 
 TINY = {
-    "pool": {"gsm8k_limit": 2, "synthetic_per_tier": 2, "heldout_per_tier": 1, "gsm8k_test_limit": 2},
+    "pool": {"gsm8k_limit": 2, "synthetic_per_tier": 3, "heldout_per_tier": 1, "gsm8k_test_limit": 2},
     "engine": {"backend": "transformers"},
     "grade": {"attempts": 2, "max_tokens": 24},
-    "sample": {"size": 5},
-    "teacher": {"attempts": 2, "max_tokens": 48, "keep_unverified": True},
+    "sample": {"size": 5, "shortage": "fewer"},  # "fewer": a weight change always moves the tiny sample
+    "teacher": {"attempts": 3, "max_tokens": 64, "keep_unverified": True},
     "verify": {"workers": 1},
     "sft": {"epochs": 1, "batch_size": 2, "max_length": 256},
     "evaluate": {"samples": 1, "max_tokens": 24},
@@ -79,6 +79,32 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, s
     return repo, env
 
 
+def hard_weight_that_changes_sample(repo: Path) -> float:
+    """A `dist.hard` value whose sample differs most from the current one on this run's database.
+
+    Levels come from the real model's attempts, so which value moves the sample is only known after
+    grading; an unchanged sample would (rightly) leave training and evaluation untouched.
+    """
+    from adacot.config import DistParams
+    from adacot.sampling import sample_questions
+    from adacot.schemas import DATABASE, read_table
+
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    database = read_table(repo / "data/database/questions.parquet", DATABASE)
+
+    def ids(hard: float) -> set[str]:
+        shares = DistParams.model_validate({**params["dist"], "hard": hard}).shares()
+        sample, _ = sample_questions(database, shares, params["sample"]["size"], params["seed"],
+                                     params["sample"]["shortage"])
+        return set(sample["question_id"].to_list())
+
+    current = ids(params["dist"]["hard"])
+    best = max([0.0, 0.05, 0.5, 0.9, 5.0, 50.0], key=lambda h: len(ids(h) ^ current))
+    histogram = database["level"].value_counts().sort("level").rows()
+    assert ids(best) != current, f"no dist.hard value changes the sample; levels: {histogram}"
+    return best
+
+
 def run(project: tuple[Path, dict[str, str]], *args: str) -> str:
     repo, env = project
     done = subprocess.run(list(args), cwd=repo, env=env, capture_output=True, text=True)
@@ -104,7 +130,8 @@ def test_pipeline_behaviour(project: tuple[Path, dict[str, str]]) -> None:
 
     # (b) changing only the distribution reruns sampling and everything after it, never grading.
     train_before = (repo / "data/sft/train.jsonl").read_text()
-    exp = run(project, "dvc", "exp", "run", "-S", "dist.hard=0.9")
+    hard = hard_weight_that_changes_sample(repo)
+    exp = run(project, "dvc", "exp", "run", "-S", f"dist.hard={hard}")
     assert ran_stages(exp) == AFTER_SAMPLING, exp[-3000:]
     assert (repo / "data/sft/train.jsonl").read_text() != train_before
 
