@@ -55,7 +55,7 @@ BAD_PARAMS: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
     ("unknown_top_level", _set("bogus", 1), ["bogus: unknown key", "remove it or fix its spelling"]),
     ("unknown_nested", _set("grade.temprature", 0.5), ["grade.temprature: unknown key"]),
     ("unknown_deep_section", _set("engine.gpu_count", 2), ["engine.gpu_count: unknown key"]),
-    ("unknown_level_in_dist", _set("dist.trivial", 0.1), ["dist.trivial: unknown key"]),
+    ("unknown_level_in_dist", _set("dist.trivial", 0.1), ["dist.trivial: unknown level", "very_hard"]),
     ("missing_top_level", _delete("seed"), ["seed: missing", "add it to params.yaml"]),
     ("missing_section", _delete("verify"), ["verify: missing"]),
     ("missing_nested", _delete("grade.attempts"), ["grade.attempts: missing"]),

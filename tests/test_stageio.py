@@ -100,3 +100,27 @@ def test_table_round_trip_and_schema_errors(tmp_path: Path) -> None:
         conform(frame.with_columns(generator_tier=pl.lit("one")), QUESTIONS, "questions")
     with pytest.raises(FileNotFoundError, match="dvc repro"):
         read_table(tmp_path / "absent.parquet", QUESTIONS)
+
+
+def test_stage_fails_on_bad_params_before_any_work(tmp_path: Path) -> None:
+    """A stage script given bad params exits with the fix in its message and writes nothing."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["dist"]["hard"] = -1.0
+    bad = tmp_path / "params.yaml"
+    bad.write_text(yaml.safe_dump(params))
+    out = tmp_path / "sample.parquet"
+    done = subprocess.run(
+        [sys.executable, str(root / "stages/sample_questions.py"), "--params", str(bad), "--database", "missing.parquet",
+         "--sample", str(out), "--metrics", str(tmp_path / "m.json")],
+        capture_output=True, text=True,
+    )
+    assert done.returncode != 0
+    assert "dist weights must be >= 0" in done.stderr and "dist.hard" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not out.exists()

@@ -201,7 +201,9 @@ def _format(error: ValidationError, prefix: str) -> str:
     for item in error.errors():
         key = ".".join(str(p) for p in (prefix, *item["loc"]) if p != "")
         kind = item["type"]
-        if kind == "extra_forbidden":
+        if kind == "extra_forbidden" and item["loc"][:1] == ("dist",):
+            lines.append(f"  {key}: unknown level; dist takes `from` and one weight per level: {', '.join(LEVELS)}")
+        elif kind == "extra_forbidden":
             lines.append(f"  {key}: unknown key; remove it or fix its spelling")
         elif kind == "missing":
             lines.append(f"  {key}: missing; add it to params.yaml")

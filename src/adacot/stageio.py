@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from adacot.config import Params, SamplingParamsSection, load_params
+from adacot.config import Params, ParamsError, SamplingParamsSection, load_params
 from adacot.llm.base import ChatModel, Sampling
 from adacot.prompts import PromptSet, parse_prompt_set
 
@@ -32,7 +32,12 @@ def setup(description: str, paths: dict[str, str]) -> tuple[argparse.Namespace, 
     logging.basicConfig(
         level=os.environ.get("ADACOT_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    return args, load_params(Path(args.params))
+    try:
+        params = load_params(Path(args.params))
+    except ParamsError as error:
+        # A contract error, not a crash: say what to fix, without a traceback, before any work starts.
+        raise SystemExit(f"error: {error}") from None
+    return args, params
 
 
 def _clean(value: Any) -> Any:
