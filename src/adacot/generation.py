@@ -54,7 +54,7 @@ def select_solutions(
     """(all solutions with verdict and `kept`, SFT rows, metrics)."""
     solutions = conform(solutions, SOLUTIONS, "solutions").sort("question_id", "sample_index")
     verdicts = judge(solutions["gold"].to_list(), solutions["solution"].to_list(),
-                     solutions["finish_reason"].to_list(), verify, "verify solutions")
+                     solutions["finish_reason"].to_list(), verify)
     judged = pl.concat([solutions, verdicts], how="horizontal")
     # Rank candidates per question: verified first; then (only if allowed) complete unverified ones.
     eligible = pl.col("status") == "correct"

@@ -26,9 +26,7 @@ def status_counts(statuses: pl.Series) -> dict[str, int]:
     return {str(k): int(v) for k, v in sorted(statuses.value_counts().iter_rows())}
 
 
-def judge(
-    golds: list[str | None], texts: list[str], finish_reasons: list[str], verify: VerifyParams, desc: str
-) -> pl.DataFrame:
+def judge(golds: list[str | None], texts: list[str], finish_reasons: list[str], verify: VerifyParams) -> pl.DataFrame:
     """Verdict columns (status, reason, extracted) for parallel lists of gold and response."""
     verdicts = verify_many(
         list(zip(golds, texts, finish_reasons)),
@@ -106,7 +104,7 @@ def grade_attempts(
     )
     golds = dict(zip(questions["question_id"], questions["gold"]))
     verdicts = judge([golds[q] for q in frame["question_id"]], frame["text"].to_list(),
-                     frame["finish_reason"].to_list(), verify, "verify attempts")
+                     frame["finish_reason"].to_list(), verify)
     table = conform(pl.concat([frame.rename({"text": "attempt"}), verdicts], how="horizontal"), ATTEMPTS, "attempts")
     metrics = {
         "questions": questions.height,
