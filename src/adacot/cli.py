@@ -27,6 +27,27 @@ def _verify_math(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify_code(args: argparse.Namespace) -> int:
+    from adacot.stageio import read_jsonl, write_jsonl
+    from adacot.verify.code import CodeVerdict, Limits, run_programs
+
+    rows = read_jsonl(args.input)
+    limits = Limits(wall_s=args.timeout_s, cpu_s=max(1, int(args.timeout_s)))
+    runnable = [i for i, r in enumerate(rows) if isinstance(r.get("program"), str) and isinstance(r.get("tests"), list)]
+    ran = run_programs([(rows[i]["program"], rows[i]["tests"]) for i in runnable], limits, args.workers, progress=True)
+    verdicts: dict[int, CodeVerdict] = dict(zip(runnable, ran))
+    out = []
+    for i, row in enumerate(rows):
+        v = verdicts.get(i) or CodeVerdict("sandbox_error", "row needs a string `program` and a list `tests`")
+        out.append({**row, "status": v.status, "reason": v.reason, "failed_test": v.failed_test})
+    write_jsonl(args.output, out)
+    counts: dict[str, int] = {}
+    for row in out:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    print(json.dumps(counts, sort_keys=True))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``adacot`` console script."""
     parser = argparse.ArgumentParser(prog="adacot", description=__doc__)
@@ -36,6 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     vm.add_argument("output", type=Path)
     vm.add_argument("--workers", type=int, default=2)
     vm.set_defaults(func=_verify_math)
+    vc = sub.add_parser("verify-code", help="run JSONL rows with `program` and `tests` in the sandbox")
+    vc.add_argument("input", type=Path)
+    vc.add_argument("output", type=Path)
+    vc.add_argument("--workers", type=int, default=2)
+    vc.add_argument("--timeout-s", type=float, default=10.0, help="wall (and CPU) seconds per test")
+    vc.set_defaults(func=_verify_code)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     return int(args.func(args))

@@ -2,7 +2,8 @@
 
 ``extract`` finds answers (pure string work), ``math`` compares them with math-verify in worker
 processes, ``verdicts`` names the outcomes. Importing this package defines names only: no pools start and
-math-verify/sympy load on first use. It does not check code answers.
+math-verify/sympy load on first use. ``code`` runs candidate programs against tests in a bubblewrap
+sandbox (imported from ``adacot.verify.code`` on demand).
 """
 
 from adacot.verify.extract import (

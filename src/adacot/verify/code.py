@@ -1,0 +1,232 @@
+"""Sandboxed execution of candidate programs against tests, with a verdict per program.
+
+Covers: stdin/stdout tests (competitive programming: input fed on stdin, output compared line by line
+with trailing whitespace ignored) and assert-style tests (HumanEval's ``check(candidate)``, MBPP's
+``assert`` lines: the test code is appended to the program). Each test runs in a fresh ``python -I``
+(the system python3) inside bubblewrap: read-only root filesystem, a private writable temp dir as the working directory,
+private /tmp, no network (new network namespace: connections are refused), own PID namespace, cleared
+environment (no secrets), and run as the unprivileged ``nobody`` user with rlimits on CPU seconds,
+address space, processes and file size. Output goes to a file capped by the file-size limit. Per-test
+wall timeouts kill the whole process group; a total budget bounds a program's tests.
+
+Verdicts: pass, fail (which test, expected vs got, whether output was truncated), timeout, memory,
+runtime_error, sandbox_error; each with a reason.
+
+Not covered: other languages; GPU or native-extension isolation beyond rlimits; a malicious program
+that exhausts a shared kernel resource within its limits; machines without bubblewrap (a clear
+``SandboxUnavailable`` error, never an unsandboxed run). Requires root to drop to ``nobody`` (CI and
+containers); elsewhere the current user's rlimits still apply.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+CODE_STATUSES = ("pass", "fail", "timeout", "memory", "runtime_error", "sandbox_error")
+NOBODY = 65534
+
+
+class SandboxUnavailable(RuntimeError):
+    """bubblewrap is not installed, so programs cannot be run safely."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits for one test run, and the budget for all tests of one program."""
+
+    wall_s: float = 10.0
+    cpu_s: int = 5
+    memory_mb: int = 1024
+    processes: int = 64
+    output_bytes: int = 64 * 1024
+    total_wall_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class CodeVerdict:
+    """The outcome of one program against its tests."""
+
+    status: str
+    reason: str
+    failed_test: int | None = None
+    expected: str | None = None
+    got: str | None = None
+    truncated: bool = False
+
+    def __post_init__(self) -> None:
+        if self.status not in CODE_STATUSES:
+            raise ValueError(f"unknown code status {self.status!r}; known: {', '.join(CODE_STATUSES)}")
+        if not self.reason:
+            raise ValueError("a code verdict needs a reason")
+
+
+@dataclass(frozen=True)
+class _Run:
+    returncode: int | None  # None: killed by the wall timeout
+    stdout: str
+    stderr: str
+    truncated: bool
+
+
+def _bwrap() -> str:
+    path = shutil.which("bwrap")
+    if path is None:
+        raise SandboxUnavailable(
+            "bubblewrap (bwrap) is not installed; install it (Debian: apt-get install bubblewrap) "
+            "to run candidate programs in the sandbox"
+        )
+    return path
+
+
+def _interpreter() -> str:
+    """A system Python that the unprivileged sandbox user may execute (a venv under /root may not be)."""
+    found = shutil.which("python3", path="/usr/bin:/usr/local/bin:/bin")
+    return found or sys.executable
+
+
+def _limit(limits: Limits):  # type: ignore[no-untyped-def]
+    import resource
+
+    def apply() -> None:
+        os.setsid()  # own process group, so a timeout kills every descendant
+        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1))
+        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb << 20, limits.memory_mb << 20))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.output_bytes, limits.output_bytes))
+        resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
+        if os.getuid() == 0:
+            # Root ignores RLIMIT_NPROC; nobody does not, and cannot write anywhere but its own temp dir.
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+
+    return apply
+
+
+def _run(script: str, stdin: str, limits: Limits, wall_s: float) -> _Run:
+    """One sandboxed run; retried briefly while a killed run's processes are still being reaped.
+
+    The sandbox user's process limit is shared, so right after a fork bomb is killed a new namespace can
+    fail with EAGAIN until the kernel has torn the old one down.
+    """
+    import time
+
+    for _attempt in range(20):
+        run = _run_once(script, stdin, limits, wall_s)
+        if not (run.returncode not in (0, None) and "Resource temporarily unavailable" in run.stderr
+                and "bwrap:" in run.stderr):
+            return run
+        time.sleep(0.5)
+    return run
+
+
+def _run_once(script: str, stdin: str, limits: Limits, wall_s: float) -> _Run:
+    workdir = Path(tempfile.mkdtemp(prefix="adacot-sandbox-"))
+    try:
+        os.chmod(workdir, 0o777)
+        (workdir / "main.py").write_text(script)
+        out_path, err_path = workdir / "stdout", workdir / "stderr"
+        cmd = [
+            _bwrap(), "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+            "--bind", str(workdir), str(workdir), "--chdir", str(workdir),
+            "--unshare-net", "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session",
+            "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", str(workdir),
+            "--", _interpreter(), "-I", "main.py",
+        ]
+        with out_path.open("wb") as out, err_path.open("wb") as err:
+            proc = subprocess.Popen(
+                cmd, stdin=subprocess.PIPE, stdout=out, stderr=err, preexec_fn=_limit(limits), env={}
+            )
+            try:
+                proc.communicate(stdin.encode(), timeout=wall_s)
+                code: int | None = proc.returncode
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                code = None
+        raw = out_path.read_bytes()
+        truncated = len(raw) >= limits.output_bytes
+        stderr = err_path.read_bytes()[-4000:].decode(errors="replace")
+        return _Run(code, raw[: limits.output_bytes].decode(errors="replace"), stderr, truncated)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _classify(run: _Run, index: int, limits: Limits) -> CodeVerdict | None:
+    """A verdict for a run that did not exit cleanly; None when it exited 0."""
+    if run.returncode is None:
+        return CodeVerdict("timeout", f"test {index}: exceeded the {limits.wall_s:g} s wall limit", index)
+    if run.returncode in (-signal.SIGXCPU, -signal.SIGKILL, 128 + signal.SIGXCPU, 128 + signal.SIGKILL):
+        return CodeVerdict("timeout", f"test {index}: exceeded the {limits.cpu_s} s CPU limit", index)
+    if "MemoryError" in run.stderr:
+        return CodeVerdict("memory", f"test {index}: exceeded the {limits.memory_mb} MB memory limit", index)
+    if run.truncated or run.returncode in (-signal.SIGXFSZ, 128 + signal.SIGXFSZ) or "File too large" in run.stderr:
+        return CodeVerdict("fail", f"test {index}: output exceeded {limits.output_bytes} bytes", index,
+                           got=run.stdout[-200:], truncated=True)
+    if run.returncode not in (0, None) and "bwrap:" in run.stderr:
+        return CodeVerdict("sandbox_error", f"test {index}: sandbox failed: {run.stderr.strip()[-300:]}", index)
+    if run.returncode != 0:
+        last = run.stderr.strip().splitlines()[-1] if run.stderr.strip() else f"exit code {run.returncode}"
+        if last.startswith("AssertionError"):
+            return CodeVerdict("fail", f"test {index}: assertion failed: {last}", index, got=run.stderr[-500:])
+        return CodeVerdict("runtime_error", f"test {index}: {last}", index, got=run.stderr[-500:])
+    return None
+
+
+def _normalize(text: str) -> list[str]:
+    lines = [line.rstrip() for line in text.strip().splitlines()]
+    return lines
+
+
+def run_program(program: str, tests: Sequence[dict[str, Any]], limits: Limits = Limits()) -> CodeVerdict:
+    """Run ``program`` against every test; the first failing test decides the verdict.
+
+    A test is ``{"kind": "stdio", "input": str, "output": str}`` or ``{"kind": "assert", "code": str}``.
+    """
+    if not tests:
+        return CodeVerdict("sandbox_error", "no tests given: nothing to verify")
+    import time
+
+    start = time.monotonic()
+    for index, test in enumerate(tests):
+        left = limits.total_wall_s - (time.monotonic() - start)
+        if left <= 0:
+            return CodeVerdict("timeout", f"total budget of {limits.total_wall_s:g} s spent before test {index}", index)
+        kind = test.get("kind")
+        if kind == "assert":
+            run = _run(f"{program}\n\n{test.get('code', '')}\n", "", limits, min(limits.wall_s, left))
+        elif kind == "stdio":
+            run = _run(program, str(test.get("input", "")), limits, min(limits.wall_s, left))
+        else:
+            return CodeVerdict("sandbox_error", f"test {index}: unknown kind {kind!r} (stdio or assert)", index)
+        bad = _classify(run, index, limits)
+        if bad is not None:
+            return bad
+        if kind == "stdio" and _normalize(run.stdout) != _normalize(str(test.get("output", ""))):
+            expected = str(test.get("output", ""))
+            return CodeVerdict(
+                "fail", f"test {index}: expected {expected.strip()[:80]!r}, got {run.stdout.strip()[:80]!r}",
+                index, expected=expected, got=run.stdout, truncated=run.truncated,
+            )
+    return CodeVerdict("pass", f"all {len(tests)} tests passed")
+
+
+def run_programs(
+    items: Sequence[tuple[str, Sequence[dict[str, Any]]]], limits: Limits = Limits(), workers: int = 2,
+    progress: bool = False,
+) -> list[CodeVerdict]:
+    """``run_program`` over many (program, tests) pairs in parallel threads (each test is a subprocess)."""
+    _bwrap()  # fail once, clearly, before any work
+    from tqdm.auto import tqdm
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = [pool.submit(run_program, program, tests, limits) for program, tests in items]
+        return [f.result() for f in tqdm(futures, desc="sandbox", unit="program", disable=not progress)]
