@@ -52,15 +52,18 @@ def test_network_refused() -> None:
 
 
 def test_writes_outside_temp_dir_fail(tmp_path: Path) -> None:
-    # The project tree is visible read-only; the host's /tmp is replaced by a private empty tmpfs.
-    in_repo = Path(__file__).resolve().parent / "sandbox-escape.txt"
-    verdict = run_program(f"open({str(in_repo)!r}, 'w').write('x')\n", [{"kind": "stdio", "input": "", "output": ""}], FAST)
-    assert verdict.status == "runtime_error" and ("Permission" in verdict.reason or "Read-only" in verdict.reason)
-    assert not in_repo.exists()
-    in_host_tmp = tmp_path / "escape.txt"
-    verdict = run_program(f"open({str(in_host_tmp)!r}, 'w').write('x')\n", [{"kind": "stdio", "input": "", "output": ""}], FAST)
-    assert verdict.status == "runtime_error"
-    assert not in_host_tmp.exists()
+    # The host filesystem is visible read-only (and the host's /tmp is replaced by a private tmpfs, so a
+    # checkout under /tmp is not even visible): every write outside the sandbox's own dir fails.
+    targets = [Path("/etc/adacot-sandbox-escape.txt"), Path(__file__).resolve().parent / "sandbox-escape.txt",
+               tmp_path / "escape.txt"]
+    for target in targets:
+        program = f"open({str(target)!r}, 'w').write('x')\n"
+        verdict = run_program(program, [{"kind": "stdio", "input": "", "output": ""}], FAST)
+        assert verdict.status == "runtime_error", (target, verdict)
+        assert any(word in verdict.reason for word in ("Permission", "Read-only", "No such file")), verdict.reason
+        assert not target.exists()
+    etc = run_program("open('/etc/adacot-x', 'w')", [{"kind": "stdio", "input": "", "output": ""}], FAST)
+    assert "Permission" in etc.reason or "Read-only" in etc.reason
     inside = "open('ok.txt', 'w').write('x')\nprint(open('ok.txt').read())\n"
     assert run_program(inside, [{"kind": "stdio", "input": "", "output": "x"}], FAST).status == "pass"
 
