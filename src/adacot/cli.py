@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 import json
 import logging
 from pathlib import Path
+
+
+def _print_counts(rows: list[dict]) -> None:
+    """Counts by status on stdout, as one JSON line (what a user greps or pipes to jq)."""
+    print(json.dumps(dict(Counter(row["status"] for row in rows)), sort_keys=True))
 
 
 def _verify_math(args: argparse.Namespace) -> int:
@@ -20,10 +26,7 @@ def _verify_math(args: argparse.Namespace) -> int:
     )
     out = [{**r, "status": v.status, "reason": v.reason, "extracted": v.extracted} for r, v in zip(rows, verdicts)]
     write_jsonl(args.output, out)
-    counts: dict[str, int] = {}
-    for v in verdicts:
-        counts[v.status] = counts.get(v.status, 0) + 1
-    print(json.dumps(counts, sort_keys=True))
+    _print_counts(out)
     return 0
 
 
@@ -41,10 +44,7 @@ def _verify_code(args: argparse.Namespace) -> int:
         v = verdicts.get(i) or CodeVerdict("sandbox_error", "row needs a string `program` and a list `tests`")
         out.append({**row, "status": v.status, "reason": v.reason, "failed_test": v.failed_test})
     write_jsonl(args.output, out)
-    counts: dict[str, int] = {}
-    for row in out:
-        counts[row["status"]] = counts.get(row["status"], 0) + 1
-    print(json.dumps(counts, sort_keys=True))
+    _print_counts(out)
     return 0
 
 

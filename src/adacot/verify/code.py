@@ -182,8 +182,7 @@ def _classify(run: _Run, index: int, limits: Limits) -> CodeVerdict | None:
 
 
 def _normalize(text: str) -> list[str]:
-    lines = [line.rstrip() for line in text.strip().splitlines()]
-    return lines
+    return [line.rstrip() for line in text.strip().splitlines()]
 
 
 def run_program(program: str, tests: Sequence[dict[str, Any]], limits: Limits = Limits()) -> CodeVerdict:
