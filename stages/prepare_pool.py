@@ -17,7 +17,7 @@ def main() -> None:
         read_jsonl(args.gsm8k_train), read_jsonl(args.gsm8k_test),
         gsm8k_limit=params.pool.gsm8k_limit, gsm8k_test_limit=params.pool.gsm8k_test_limit,
         synthetic_per_tier=params.pool.synthetic_per_tier, heldout_per_tier=params.pool.heldout_per_tier,
-        seed=params.seed,
+        seed=params.seed, verify_timeout_s=params.verify.timeout_s, verify_workers=params.verify.workers,
     )
     write_table(pool, QUESTIONS, Path(args.questions))
     write_table(bench, BENCHMARK, Path(args.benchmarks))

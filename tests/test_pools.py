@@ -15,6 +15,7 @@ from adacot.pools import (
     generate_synthetic,
     normalize_text,
     parse_rows,
+    reject_ungradable_golds,
 )
 from adacot.schemas import BENCHMARK, QUESTIONS, REJECTS, conform
 from adacot.stageio import read_jsonl
@@ -187,6 +188,7 @@ def test_build_pool_and_benchmarks_on_real_lines() -> None:
         {"question": test[2]["question"], "answer": test[2]["answer"]},
         {"_malformed": "{broken"},
         {"question": "What is six times seven?", "answer": "42"},
+        {"question": "What is the mystery number?", "answer": "work\n#### ???"},
     ]
     pool, bench, rejects, metrics = build_pool_and_benchmarks(
         train, test, gsm8k_limit=None, gsm8k_test_limit=None, synthetic_per_tier=3, heldout_per_tier=2, seed=0
@@ -195,13 +197,17 @@ def test_build_pool_and_benchmarks_on_real_lines() -> None:
     conform(bench, BENCHMARK, "benchmarks")
     conform(rejects, REJECTS, "rejects")
 
-    assert metrics["rows_in"] == {"gsm8k_train": 15, "gsm8k_test": 6}
+    assert metrics["rows_in"] == {"gsm8k_train": 16, "gsm8k_test": 6}
     assert metrics["benchmark_questions"] == {"gsm8k_test": 6, "synthetic_heldout": 2 * len(TIERS)}
     assert metrics["pool_questions"] == pool.height
     assert sum(metrics["pool_by_source"].values()) == pool.height
     assert metrics["rejects"] == rejects.height == sum(metrics["rejects_by_reason"].values())
     assert metrics["rejects_by_reason"]["no question text"] == 1
     assert metrics["rejects_by_reason"]["also in benchmark"] >= 1
+    assert metrics["rejects_by_reason"]["gold not gradable"] == 1
+    ungradable = rejects.filter(pl.col("question_id") == "gsm8k-train-00015")
+    assert ungradable["reason"].item().startswith("gold not gradable: unparseable_gold: math-verify found no")
+    assert ungradable["gold_raw"].item() == "???"
 
     contaminated = rejects.filter(pl.col("question_id") == "gsm8k-train-00012")
     assert contaminated["reason"].item() == "also in benchmark as gsm8k-test-00002"
@@ -232,3 +238,20 @@ def test_build_pool_limits_are_seeded() -> None:
     assert metrics["benchmark_questions"] == {"gsm8k_test": 4}
     pool_c, _, _, _ = build_pool_and_benchmarks(train, test, seed=2, **kwargs)
     assert set(pool_a["question_id"]) != set(pool_c["question_id"])
+
+
+def test_reject_ungradable_golds_once_per_question() -> None:
+    frame = conform(
+        pl.DataFrame(
+            {"question_id": ["q1", "q2", "q3", "q4"], "source": ["user"] * 4, "question": ["a", "b", "c", "d"],
+             "gold": ["\\frac{1}{2}", "@@", "025", "\\text{(B)}"], "generator_tier": [None] * 4},
+            schema=QUESTIONS,
+        ),
+        QUESTIONS, "q",
+    )
+    kept, rejects = reject_ungradable_golds(frame, timeout_s=5, workers=1)
+    assert kept["question_id"].to_list() == ["q1", "q3", "q4"]
+    assert rejects["question_id"].to_list() == ["q2"]
+    assert "unparseable_gold" in rejects["reason"].item() and "'@@'" in rejects["reason"].item()
+    empty_kept, empty_rejects = reject_ungradable_golds(frame.head(0), timeout_s=5, workers=1)
+    assert empty_kept.height == 0 and empty_rejects.height == 0

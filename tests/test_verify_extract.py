@@ -119,7 +119,17 @@ GOLD_CASES: list[tuple[str, str, str, str | None]] = [
     ("math_answer_field", "\\left( 3, \\frac{\\pi}{2} \\right)", "math", "\\left( 3, \\frac{\\pi}{2} \\right)"),
     ("math_empty", "   ", "math", None),
     ("synthetic", "  x^2 + 1 ", "synthetic", "x^2 + 1"),
-    ("unknown_source", "7", "aime24", "7"),
+    ("math500_answer_field", "\\frac{14}{3}", "math500", "\\frac{14}{3}"),
+    ("aime_zero_padded", "025", "aime24", "25"),
+    ("aime_plain", "204", "aime25", "204"),
+    ("aime_zero", "000", "aime", "0"),
+    ("aime_not_integer", "2.5", "aime24", None),
+    ("aime_too_long", "1000", "aime24", None),
+    ("amc_float_integral", "27.0", "amc23", "27"),
+    ("amc_float_zeros", "-3.00", "amc", "-3"),
+    ("amc_float_fraction", "0.5", "amc23", "0.5"),
+    ("amc_plain_int", " 12 ", "amc23", "12"),
+    ("user_pool_source", " 7 ", "my_pool", "7"),
     ("synthetic_empty", "", "synthetic", None),
 ]
 

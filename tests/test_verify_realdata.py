@@ -20,7 +20,7 @@ def _rows(name: str) -> list[dict]:
 def _gold(name: str, row: dict) -> str | None:
     if name == "gsm8k_test":
         return parse_gold(row["answer"], "gsm8k")
-    return parse_gold(str(row["answer"]), "math" if name == "math500" else name)
+    return parse_gold(str(row["answer"]), name)
 
 
 @pytest.mark.parametrize("name", ["gsm8k_test", "math500", "aime24", "aime25", "amc23"])

@@ -110,6 +110,8 @@ def grade_attempts(
         "questions": questions.height,
         "attempts": table.height,
         "by_status": status_counts(table["status"]),
+        # prepare_pool rejects ungradable golds, so this stays 0 unless a pool bypassed it.
+        "questions_with_unparseable_gold": table.filter(pl.col("status") == "unparseable_gold")["question_id"].n_unique(),
         "completion_tokens": int(table["completion_tokens"].sum()),
         "cache": cache_metrics,
     }

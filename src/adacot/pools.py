@@ -17,7 +17,7 @@ from typing import Any
 import polars as pl
 
 from adacot.schemas import BENCHMARK, QUESTIONS, REJECTS, conform, empty
-from adacot.verify import parse_gold
+from adacot.verify import check_golds, parse_gold
 
 TIERS = (1, 2, 3, 4, 5)
 _NAMES = ("Ava", "Ben", "Chen", "Dara", "Eli", "Fatima", "Gus", "Hana", "Ivan", "Jo", "Kofi", "Lena")
@@ -163,6 +163,27 @@ def decontaminate(pool: pl.DataFrame, benchmarks: pl.DataFrame) -> tuple[pl.Data
     return pool.filter(flags), conform(rejects, REJECTS, "rejects")
 
 
+def reject_ungradable_golds(
+    frame: pl.DataFrame, *, timeout_s: float, workers: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split ``frame`` (pool or benchmark rows) into (gradable, rejects) by ``check_golds``.
+
+    A gold math-verify cannot parse would make every attempt at its question ``unparseable_gold``: the
+    question could never be graded, so it is rejected here, once, with the verifier's reason.
+    """
+    if frame.height == 0:
+        return frame, empty(REJECTS)
+    problems = check_golds(frame["gold"].to_list(), timeout_s=timeout_s, workers=workers)
+    flags = pl.Series([p is None for p in problems], dtype=pl.Boolean)
+    reasons = [f"gold not gradable: {p.status}: {p.reason}" for p in problems if p is not None]
+    dropped = frame.filter(~flags)
+    rejects = dropped.select(
+        "question_id", "source", "question", pl.col("gold").alias("gold_raw"),
+        pl.Series("reason", reasons, dtype=pl.String),
+    )
+    return frame.filter(flags), conform(rejects, REJECTS, "rejects")
+
+
 def build_pool_and_benchmarks(
     gsm8k_train: list[dict[str, Any]],
     gsm8k_test: list[dict[str, Any]],
@@ -172,8 +193,13 @@ def build_pool_and_benchmarks(
     synthetic_per_tier: int,
     heldout_per_tier: int,
     seed: int,
+    verify_timeout_s: float = 5.0,
+    verify_workers: int = 2,
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, dict[str, Any]]:
-    """(pool questions, benchmark questions, rejects, metrics) from raw GSM8K rows and the generator."""
+    """(pool questions, benchmark questions, rejects, metrics) from raw GSM8K rows and the generator.
+
+    Every kept gold has been parsed by the verifier once here (``reject_ungradable_golds``).
+    """
     train, train_rejects = parse_rows(gsm8k_train, "gsm8k", "train")
     test, test_rejects = parse_rows(gsm8k_test, "gsm8k", "test")
     bench = pl.concat(
@@ -183,10 +209,13 @@ def build_pool_and_benchmarks(
         ],
         how="diagonal_relaxed",
     )
-    bench = conform(bench, BENCHMARK, "benchmarks")
+    bench, bench_gold_rejects = reject_ungradable_golds(
+        conform(bench, BENCHMARK, "benchmarks"), timeout_s=verify_timeout_s, workers=verify_workers
+    )
     candidates = pl.concat([seeded_subset(train, gsm8k_limit, seed), generate_synthetic(synthetic_per_tier, seed, "pool")])
     pool, contamination = decontaminate(candidates, bench)
-    rejects = pl.concat([train_rejects, test_rejects, contamination])
+    pool, pool_gold_rejects = reject_ungradable_golds(pool, timeout_s=verify_timeout_s, workers=verify_workers)
+    rejects = pl.concat([train_rejects, test_rejects, bench_gold_rejects, contamination, pool_gold_rejects])
     metrics = {
         "rows_in": {"gsm8k_train": len(gsm8k_train), "gsm8k_test": len(gsm8k_test)},
         "pool_questions": pool.height,
@@ -200,7 +229,7 @@ def build_pool_and_benchmarks(
 
 def _reason_counts(rejects: pl.DataFrame) -> dict[str, int]:
     # Reasons like "duplicate of X" are summarized by their kind so metrics keys stay stable.
-    kinds = rejects["reason"].str.replace(r" (of|as) .*$", "").to_list()
+    kinds = rejects["reason"].str.replace(r"(: .*| (of|as) .*)$", "").to_list()
     counts: dict[str, int] = {}
     for kind in kinds:
         counts[kind] = counts.get(kind, 0) + 1

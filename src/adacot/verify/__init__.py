@@ -8,20 +8,23 @@ sandbox (imported from ``adacot.verify.code`` on demand).
 
 from adacot.verify.extract import (
     EXTRACTION_METHODS,
+    GOLD_SOURCES,
     Extraction,
     extract_answer,
     last_boxed,
     parse_gold,
     strip_reasoning,
 )
-from adacot.verify.math import verify_many, verify_one
+from adacot.verify.math import check_golds, verify_many, verify_one
 from adacot.verify.verdicts import STATUSES, Verdict
 
 __all__ = [
     "EXTRACTION_METHODS",
+    "GOLD_SOURCES",
     "STATUSES",
     "Extraction",
     "Verdict",
+    "check_golds",
     "extract_answer",
     "last_boxed",
     "parse_gold",

@@ -230,21 +230,43 @@ def extract_answer(text: str, *, last_number_fallback: bool = True) -> Extractio
     return _NONE
 
 
+GOLD_SOURCES = ("gsm8k", "math", "math500", "aime", "aime24", "aime25", "amc", "amc23", "synthetic")
+
+_AIME_KEY = re.compile(r"^0*(\d{1,3})$")
+_AMC_INTEGER = re.compile(r"^(-?\d+)\.0*$")
+
+
 def parse_gold(raw: str, source: str) -> str | None:
     """The gold answer string in a dataset record, or ``None`` if there is nothing usable.
 
-    ``source="gsm8k"``: the text after the last ``####`` with thousands separators removed (``None``
-    without a ``####``). ``source="math"``: the content of the last ``\\boxed{}`` if there is one, else
-    the whole text. Any other source (``"synthetic"``, ...): the text stripped.
+    ``source`` says how the record writes its key:
+
+    - ``gsm8k``: the text after the last ``####``, thousands separators removed (``None`` without ``####``).
+    - ``math`` / ``math500``: the content of the last ``\\boxed{}`` if there is one (a full solution), else
+      the whole text (the ``answer`` field).
+    - ``aime`` / ``aime24`` / ``aime25``: an integer 0-999, often zero-padded ("025" is 25); anything
+      else is ``None``, because an AIME key that is not such an integer is a broken record.
+    - ``amc`` / ``amc23``: a number that datasets often store as a float ("27.0" is 27); an integral
+      float becomes the integer, any other text is kept as it is.
+    - anything else (``synthetic``, user pools): the text stripped.
+
+    Only the form is handled here; whether math-verify can parse the result is ``check_golds``' job.
     """
+    text = raw.strip()
     if source == "gsm8k":
-        idx = raw.rfind("####")
+        idx = text.rfind("####")
         if idx == -1:
             return None
-        answer = raw[idx + len("####") :].replace(",", "").strip()
-    elif source == "math":
-        boxed = last_boxed(raw)
-        answer = boxed if boxed is not None else raw.strip()
+        answer = text[idx + len("####") :].replace(",", "").strip()
+    elif source in ("math", "math500"):
+        boxed = last_boxed(text)
+        answer = boxed if boxed is not None else text
+    elif source in ("aime", "aime24", "aime25"):
+        match = _AIME_KEY.match(text)
+        return str(int(match.group(1))) if match else None
+    elif source in ("amc", "amc23"):
+        match = _AMC_INTEGER.match(text)
+        answer = str(int(match.group(1))) if match else text
     else:
-        answer = raw.strip()
+        answer = text
     return answer or None

@@ -16,6 +16,7 @@ import functools
 import logging
 import math
 import multiprocessing
+import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -68,6 +69,22 @@ def _has_expression(parsed: Sequence[object]) -> bool:
     return any(isinstance(p, (sympy.Basic, sympy.MatrixBase)) for p in parsed)
 
 
+# Spellings math-verify's LaTeX parser does not take, rewritten before parsing: a thin space (or "{,}")
+# between digit groups is a thousands separator ("1\\,000\\,000"); "~" is a non-breaking space; e-notation
+# ("1.5e3") becomes a power of ten; a Unicode minus is a minus.
+_DIGIT_GROUP = re.compile(r"(?<=\d)(?:\\,|\{,\}|\\ )(?=\d{3}(?!\d))")
+_E_NOTATION = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)[eE]([+-]?\d+)(?!\w)")
+
+
+def normalise_answer(text: str) -> str:
+    """``text`` with the spellings above rewritten; anything else is left for math-verify."""
+    text = text.replace("\u2212", "-").replace("~", " ")
+    previous = None
+    while previous != text:  # groups overlap ("1\\,000\\,000"), so repeat until nothing changes
+        previous, text = text, _DIGIT_GROUP.sub("", text)
+    return _E_NOTATION.sub(r"\1\\times 10^{\2}", text).strip()
+
+
 def _parse(text: str, alarm_s: int) -> list[object]:
     """math-verify's parse of ``text``, or ``[]`` if no form of it yields a sympy expression.
 
@@ -79,6 +96,7 @@ def _parse(text: str, alarm_s: int) -> list[object]:
     from math_verify import parse
     from math_verify.errors import TimeoutException
 
+    text = normalise_answer(text)
     for candidate in (f"\\boxed{{{text}}}", f"${text}$", text):
         try:
             parsed = parse(candidate, parsing_timeout=alarm_s, raise_on_error=True)
@@ -234,3 +252,29 @@ def verify_many(
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=pool_size, mp_context=context) as executor:
         return list(_with_progress(executor.map(job, items, chunksize=chunksize), n, progress))
+
+
+def check_golds(
+    golds: Sequence[str | None], *, timeout_s: float = 5.0, workers: int = 2, progress: bool = False
+) -> list[Verdict | None]:
+    """For each gold, ``None`` if math-verify parses it and it matches itself, else the ``Verdict`` why not.
+
+    Meant to run once per question when a pool or benchmark is built, so a gold that cannot be graded is
+    reported once (as a reject with this reason) instead of once per attempt in every later stage. The
+    self-match puts the gold in ``\\boxed{}`` exactly as a response would, so it also catches golds that
+    parse but to something the comparison cannot handle (a bad verdict then names the status).
+    """
+    verdicts = verify_many(
+        [(g, "" if g is None else f"\\boxed{{{g}}}", "stop") for g in golds],
+        timeout_s=timeout_s, workers=workers, progress=progress,
+    )
+    out: list[Verdict | None] = []
+    for verdict in verdicts:
+        if verdict.status == "correct":
+            out.append(None)
+        elif verdict.status in ("unparseable_gold", "timeout"):
+            out.append(verdict)
+        else:
+            reason = f"gold does not verify against itself ({verdict.status}: {verdict.reason})"
+            out.append(Verdict("unparseable_gold", reason, verdict.extracted))
+    return out
