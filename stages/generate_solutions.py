@@ -5,21 +5,21 @@ from pathlib import Path
 from adacot.generation import generate_solutions
 from adacot.llm import ResponseCache
 from adacot.schemas import SAMPLE, SOLUTIONS, read_table, write_table
-from adacot.stageio import load_prompts, local_model, sampling_from, setup, write_metrics
+from adacot.stageio import load_prompts, role_model, sampling_from, setup, write_metrics
 
 
 def main() -> None:
     args, params = setup(__doc__, {
-        "sample": "sample parquet", "base_model": "prepared student base (teacher.model: base)",
+        "sample": "sample parquet", "base_model": "prepared student base (used when teacher.backend=local and teacher.model=base)",
         "prompts": "prompt YAML", "cache_dir": "response cache folder (outside DVC outs)",
         "solutions": "out: solutions parquet", "metrics": "out: metrics JSON",
     })
     teacher = params.teacher
     sample = read_table(Path(args.sample), SAMPLE)
-    with local_model(args.base_model if teacher.model == "base" else teacher.model, params) as model:
+    with role_model("teacher", args.base_model, params) as (model, price):
         solutions, metrics = generate_solutions(
             sample, model, load_prompts(args.prompts), sampling_from(teacher, params.seed), teacher.attempts,
-            ResponseCache(Path(args.cache_dir)), params.engine.batch_requests,
+            ResponseCache(Path(args.cache_dir)), params.engine.batch_requests, price,
         )
     write_table(solutions, SOLUTIONS, Path(args.solutions))
     write_metrics(args.metrics, metrics)

@@ -5,20 +5,21 @@ from pathlib import Path
 from adacot.grading import grade_attempts
 from adacot.llm import ResponseCache
 from adacot.schemas import ATTEMPTS, QUESTIONS, read_table, write_table
-from adacot.stageio import load_prompts, local_model, sampling_from, setup, write_metrics
+from adacot.stageio import load_prompts, role_model, sampling_from, setup, write_metrics
 
 
 def main() -> None:
     args, params = setup(__doc__, {
-        "questions": "pool parquet", "model": "student HF folder", "prompts": "prompt YAML",
+        "questions": "pool parquet", "model": "student HF folder (student.backend=local)", "prompts": "prompt YAML",
         "cache_dir": "response cache folder (outside DVC outs)", "attempts": "out: attempts parquet",
         "metrics": "out: metrics JSON",
     })
     questions = read_table(Path(args.questions), QUESTIONS)
-    with local_model(args.model, params) as model:
+    with role_model("student", args.model, params) as (model, price):
         attempts, metrics = grade_attempts(
             questions, model, load_prompts(args.prompts), sampling_from(params.grade, params.seed),
             params.grade.attempts, params.verify, ResponseCache(Path(args.cache_dir)), params.engine.batch_requests,
+            price,
         )
     write_table(attempts, ATTEMPTS, Path(args.attempts))
     write_metrics(args.metrics, metrics)

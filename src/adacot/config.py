@@ -53,6 +53,62 @@ class EngineParams(Section):
     cpu_threads: int = Field(gt=0)
     gpu_memory_utilization: float = Field(gt=0, le=1)
     tensor_parallel_size: int = Field(ge=1)
+    data_parallel_size: int = Field(ge=1, description="GPU: engine replicas, each with tensor_parallel_size GPUs")
+
+
+Backend = Literal["local", "openai"]
+
+
+class StudentParams(Section):
+    """`student`: how the student is run when it answers (grading, evaluation of the base).
+
+    ``local`` loads the prepared weights with the ``engine`` settings; ``openai`` sends requests to the
+    ``api`` servers, which must serve those same weights under ``served_model``.
+    """
+
+    backend: Backend
+    served_model: str | None = Field(description="openai: the model name the server serves the student as")
+
+    @model_validator(mode="after")
+    def _check(self) -> StudentParams:
+        if self.backend == "openai" and not self.served_model:
+            raise ValueError("student.backend=openai needs student.served_model (the name the server serves)")
+        return self
+
+
+class ApiParams(Section):
+    """`api`: the OpenAI-compatible servers used by roles whose backend is ``openai``.
+
+    The key is read from the environment variable *named* by ``api_key_env`` (the key itself never goes
+    in params); ``null`` means the servers need no key (a local vLLM server).
+    """
+
+    base_urls: list[str] = Field(min_length=1, description="one or more .../v1 URLs; requests are balanced")
+    api_key_env: str | None = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    max_concurrency: int = Field(gt=0)
+    request_timeout_s: float = Field(gt=0)
+    max_retries: int = Field(ge=0)
+    backoff_initial_s: float = Field(ge=0)
+    backoff_max_s: float = Field(gt=0)
+    requests_per_minute: int | None = Field(gt=0)
+    tokens_per_minute: int | None = Field(gt=0)
+    native_n: bool = Field(description="ask n samples in one request; off (or refused) = one request each")
+
+    @model_validator(mode="after")
+    def _check_urls(self) -> ApiParams:
+        bad = [u for u in self.base_urls if not u.startswith(("http://", "https://"))]
+        if bad:
+            raise ValueError(f"api.base_urls must be http(s) URLs; got {bad}")
+        if any("@" in u.split("//", 1)[1].split("/", 1)[0] for u in self.base_urls):
+            raise ValueError("api.base_urls must not hold credentials; put the key in the api_key_env variable")
+        return self
+
+
+class PriceParams(Section):
+    """One model's price in US dollars per million tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
 
 
 class SamplingParamsSection(Section):
@@ -139,7 +195,11 @@ class SampleParams(Section):
 class TeacherParams(SamplingParamsSection):
     """`teacher`: which model writes the chains of thought, and how many tries it gets."""
 
-    model: str = Field(min_length=1, description="'base' (the prepared student base, offline) or an HF folder")
+    backend: Backend
+    model: str = Field(
+        min_length=1,
+        description="local: 'base' (the prepared student base, offline) or an HF folder; openai: the served model",
+    )
     attempts: int = Field(ge=1, description="m: solutions per question")
     keep_unverified: bool
 
@@ -179,6 +239,9 @@ class Params(Section):
     pool: PoolParams
     model: ModelParams
     engine: EngineParams
+    student: StudentParams
+    api: ApiParams
+    prices: dict[str, PriceParams] = Field(description="USD per million tokens by model name; unlisted = 0")
     grade: GradeParams
     levels: LevelsParams
     dist: DistParams

@@ -48,7 +48,8 @@ def evaluate_model(
     )
     info = benchmarks.select("question_id", "benchmark", "gold")
     frame = frame.join(info, on="question_id", how="left")
-    verdicts = judge(frame["gold"].to_list(), frame["text"].to_list(), frame["finish_reason"].to_list(), verify)
+    verdicts = judge(frame["gold"].to_list(), frame["text"].to_list(), frame["finish_reason"].to_list(), verify,
+                     frame["error"].to_list())
     table = conform(pl.concat([frame.rename({"text": "response"}), verdicts], how="horizontal"),
                     EVAL_RESPONSES, "responses")
     per_benchmark: dict[str, Any] = {}

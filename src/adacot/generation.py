@@ -15,7 +15,7 @@ import polars as pl
 
 from adacot.config import VerifyParams
 from adacot.grading import judge, sample_role, status_counts
-from adacot.llm import ChatModel, ResponseCache, Sampling
+from adacot.llm import ChatModel, Price, ResponseCache, Sampling
 from adacot.prompts import PromptSet
 from adacot.schemas import SOLUTIONS, VERIFIED_SOLUTIONS, conform
 
@@ -28,10 +28,11 @@ def generate_solutions(
     attempts: int,
     cache: ResponseCache | None,
     batch_requests: int = 256,
+    price: Price | None = None,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """Every teacher attempt for every sampled question, and metrics (tokens, finish reasons, cache)."""
+    """Every teacher attempt for every sampled question, and metrics (tokens, finish reasons, cache, cost)."""
     frame, cache_metrics = sample_role(
-        sample, teacher, prompts, "teacher", sampling, attempts, cache, batch_requests, "teacher"
+        sample, teacher, prompts, "teacher", sampling, attempts, cache, batch_requests, "teacher", price
     )
     frame = frame.rename({"text": "solution"}).join(
         sample.select("question_id", "question", "gold", "level"), on="question_id", how="left"
@@ -43,6 +44,8 @@ def generate_solutions(
         "by_finish_reason": status_counts(table["finish_reason"]),
         "prompt_tokens": int(table["prompt_tokens"].sum()),
         "completion_tokens": int(table["completion_tokens"].sum()),
+        "reasoning_tokens": int(table["reasoning_tokens"].sum()),
+        "failed_requests": int((table["finish_reason"] == "error").sum()),
         "cache": cache_metrics,
     }
     return table, metrics
@@ -54,12 +57,14 @@ def select_solutions(
     """(all solutions with verdict and `kept`, SFT rows, metrics)."""
     solutions = conform(solutions, SOLUTIONS, "solutions").sort("question_id", "sample_index")
     verdicts = judge(solutions["gold"].to_list(), solutions["solution"].to_list(),
-                     solutions["finish_reason"].to_list(), verify)
+                     solutions["finish_reason"].to_list(), verify, solutions["error"].to_list())
     judged = pl.concat([solutions, verdicts], how="horizontal")
     # Rank candidates per question: verified first; then (only if allowed) complete unverified ones.
     eligible = pl.col("status") == "correct"
     if keep_unverified:
-        eligible = eligible | ((pl.col("finish_reason") != "length") & (pl.col("status") != "no_answer"))
+        eligible = eligible | (
+            (pl.col("finish_reason") == "stop") & ~pl.col("status").is_in(["no_answer", "truncated", "request_error"])
+        )
     judged = judged.with_columns(
         _rank=pl.when(pl.col("status") == "correct").then(0).when(eligible).then(1).otherwise(None)
     )

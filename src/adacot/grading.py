@@ -15,7 +15,7 @@ import polars as pl
 
 from adacot.config import LevelsParams, VerifyParams
 from adacot.levels import LEVELS
-from adacot.llm import ChatModel, ResponseCache, Sampling, cached_complete
+from adacot.llm import ChatModel, Price, ResponseCache, Sampling, cached_complete
 from adacot.prompts import PromptSet
 from adacot.schemas import ATTEMPTS, DATABASE, conform
 from adacot.verify import verify_many
@@ -26,10 +26,19 @@ def status_counts(statuses: pl.Series) -> dict[str, int]:
     return {str(k): int(v) for k, v in sorted(statuses.value_counts().iter_rows())}
 
 
-def judge(golds: list[str | None], texts: list[str], finish_reasons: list[str], verify: VerifyParams) -> pl.DataFrame:
-    """Verdict columns (status, reason, extracted) for parallel lists of gold and response."""
+def judge(
+    golds: list[str | None], texts: list[str], finish_reasons: list[str], verify: VerifyParams,
+    errors: list[str | None] | None = None,
+) -> pl.DataFrame:
+    """Verdict columns (status, reason, extracted) for parallel lists of gold and response.
+
+    A failed request (``finish_reason == "error"``) gets status ``request_error`` with its error as the
+    reason; it is not sent to the verifier.
+    """
+    errors = errors or [None] * len(texts)
+    items = [(g, (e or "no detail") if f == "error" else t, f) for g, t, f, e in zip(golds, texts, finish_reasons, errors)]
     verdicts = verify_many(
-        list(zip(golds, texts, finish_reasons)),
+        items,
         last_number_fallback=verify.last_number_fallback,
         timeout_s=verify.timeout_s,
         workers=verify.workers,
@@ -55,11 +64,16 @@ def sample_role(
     cache: ResponseCache | None,
     batch_requests: int,
     desc: str,
-) -> tuple[pl.DataFrame, dict[str, int]]:
-    """One row per (question, sample index) with the completion and its accounting."""
+    price: Price | None = None,
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """One row per (question, sample index) with the completion and its accounting.
+
+    The metrics are the cache ledger (hits, misses, errors, tokens and dollars spent and saved) plus, for
+    a remote model, what its client did (requests sent, retries by cause).
+    """
     conversations = [prompts.render(role, q) for q in questions["question"]]
     completions, stats = cached_complete(
-        model, conversations, sampling, n, cache, batch_requests=batch_requests, desc=desc
+        model, conversations, sampling, n, cache, batch_requests=batch_requests, desc=desc, price=price
     )
     rows: list[dict[str, Any]] = []
     for qid, samples in zip(questions["question_id"], completions):
@@ -75,6 +89,10 @@ def sample_role(
                     "model_id": c.model_id,
                     "prompt_version": prompts.version,
                     "cached": c.cached,
+                    "reasoning_tokens": c.reasoning_tokens,
+                    "latency_s": c.latency_s,
+                    "served_model": c.served_model,
+                    "error": c.error,
                 }
             )
     frame = pl.DataFrame(
@@ -82,10 +100,15 @@ def sample_role(
         schema={
             "question_id": pl.String, "sample_index": pl.Int32, "text": pl.String, "finish_reason": pl.String,
             "prompt_tokens": pl.Int64, "completion_tokens": pl.Int64, "model_id": pl.String,
-            "prompt_version": pl.String, "cached": pl.Boolean,
+            "prompt_version": pl.String, "cached": pl.Boolean, "reasoning_tokens": pl.Int64,
+            "latency_s": pl.Float64, "served_model": pl.String, "error": pl.String,
         },
     )
-    return frame, stats.as_metrics()
+    metrics = stats.as_metrics()
+    client_stats = getattr(model, "stats", None)
+    if client_stats is not None and hasattr(client_stats, "as_metrics"):
+        metrics["client"] = client_stats.as_metrics()
+    return frame, metrics
 
 
 def grade_attempts(
@@ -97,14 +120,15 @@ def grade_attempts(
     verify: VerifyParams,
     cache: ResponseCache | None,
     batch_requests: int = 256,
+    price: Price | None = None,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """Every student attempt with its verdict, and metrics (counts by status, tokens, cache)."""
+    """Every student attempt with its verdict, and metrics (counts by status, tokens, cache, cost)."""
     frame, cache_metrics = sample_role(
-        questions, model, prompts, "student", sampling, attempts, cache, batch_requests, "grade"
+        questions, model, prompts, "student", sampling, attempts, cache, batch_requests, "grade", price
     )
     golds = dict(zip(questions["question_id"], questions["gold"]))
     verdicts = judge([golds[q] for q in frame["question_id"]], frame["text"].to_list(),
-                     frame["finish_reason"].to_list(), verify)
+                     frame["finish_reason"].to_list(), verify, frame["error"].to_list())
     table = conform(pl.concat([frame.rename({"text": "attempt"}), verdicts], how="horizontal"), ATTEMPTS, "attempts")
     metrics = {
         "questions": questions.height,

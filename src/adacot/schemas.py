@@ -40,6 +40,10 @@ _GENERATION: Schema = {
     "model_id": pl.String(),
     "prompt_version": pl.String(),
     "cached": pl.Boolean(),
+    "reasoning_tokens": pl.Int64(),
+    "latency_s": pl.Float64(),
+    "served_model": pl.String(),
+    "error": pl.String(),  # why a request failed for good (finish_reason "error"); null when answered
 }
 
 _VERDICT: Schema = {"status": pl.String(), "reason": pl.String(), "extracted": pl.String()}

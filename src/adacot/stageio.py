@@ -19,6 +19,7 @@ import yaml
 
 from adacot.config import Params, ParamsError, SamplingParamsSection, load_params
 from adacot.llm.base import ChatModel, Sampling
+from adacot.llm.cache import Price
 from adacot.prompts import PromptSet, parse_prompt_set
 
 
@@ -106,5 +107,26 @@ def local_model(path: str | Path, params: Params) -> Iterator[ChatModel]:
     model = open_local_model(Path(path), params.engine, params.seed)
     try:
         yield model
+    finally:
+        model.close()
+
+
+@contextmanager
+def role_model(role: str, local_path: str | Path, params: Params) -> Iterator[tuple[ChatModel, Price]]:
+    """Open the model params choose for ``role`` (see ``open_role_model``) and always release it.
+
+    A missing API key or a dead server is reported as a one-line error before any work starts.
+    """
+    from adacot.llm import ApiKeyMissing, open_role_model
+    from adacot.llm.openai_backend import ApiFatalError
+
+    try:
+        model, price = open_role_model(role, params, Path(local_path))  # type: ignore[arg-type]
+    except ApiKeyMissing as error:
+        raise SystemExit(f"error: {error}") from None
+    try:
+        yield model, price
+    except ApiFatalError as error:
+        raise SystemExit(f"error: {error}") from None
     finally:
         model.close()

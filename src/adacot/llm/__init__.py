@@ -1,25 +1,34 @@
-"""Model access: the ``ChatModel`` protocol, local backends (vLLM, transformers) and the response cache.
+"""Model access: the ``ChatModel`` protocol, its backends, the response cache and the cost ledger.
 
-``open_local_model`` picks the backend named in params (``auto`` = vLLM when importable, else
-transformers). Importing this package imports no engine.
+``open_role_model`` opens what params ask for a role: a local engine (``open_local_model``: vLLM when
+importable, else transformers) or OpenAI-compatible servers (``OpenAIChatModel``, key from the environment
+variable that params name). Importing this package imports no engine and no HTTP client.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Literal
 
-from adacot.config import EngineParams
-from adacot.llm.base import ChatModel, Completion, Conversation, Message, Sampling
-from adacot.llm.cache import CacheStats, ResponseCache, cache_key, cached_complete
+from adacot.config import ApiParams, EngineParams, Params
+from adacot.llm.base import ChatModel, Completion, Conversation, Message, Sampling, StreamingChatModel
+from adacot.llm.cache import CacheStats, Price, ResponseCache, cache_key, cached_complete
 
 __all__ = [
+    "ApiKeyMissing",
     "CacheStats",
     "ChatModel",
     "Completion",
     "Conversation",
     "Message",
     "ResponseCache",
+    "Price",
     "Sampling",
+    "StreamingChatModel",
+    "api_key_from_env",
+    "open_role_model",
+    "price_for",
     "cache_key",
     "cached_complete",
     "open_local_model",
@@ -50,3 +59,50 @@ def open_local_model(path: Path, engine: EngineParams, seed: int) -> ChatModel:
     from adacot.llm.transformers_backend import TransformersChatModel
 
     return TransformersChatModel(path, model_id, engine, seed)
+
+
+class ApiKeyMissing(RuntimeError):
+    """``api.api_key_env`` names an environment variable that is not set."""
+
+
+def api_key_from_env(api: ApiParams) -> str | None:
+    """The API key from the variable that ``api.api_key_env`` names (``None`` when it names none)."""
+    if api.api_key_env is None:
+        return None
+    value = os.environ.get(api.api_key_env, "").strip()
+    if not value:
+        raise ApiKeyMissing(
+            f"api.api_key_env is {api.api_key_env!r} but that environment variable is not set: "
+            f"`export {api.api_key_env}=...` (the key never goes in params), or set api.api_key_env: null "
+            "for servers that need no key"
+        )
+    return value
+
+
+def price_for(params: Params, model_name: str) -> Price:
+    """The price of ``model_name`` from ``params.prices`` (free when unlisted: local models cost nothing)."""
+    entry = params.prices.get(model_name)
+    return Price(entry.input, entry.output) if entry else Price()
+
+
+Role = Literal["student", "teacher"]
+
+
+def open_role_model(role: Role, params: Params, local_path: Path) -> tuple[ChatModel, Price]:
+    """The model a role runs on under ``params``, and its price.
+
+    ``local_path`` is the prepared weights the role uses when local (the student's, or the teacher's when
+    ``teacher.model`` is ``base``). An ``openai`` role checks its key before anything is sent.
+    """
+    if role == "teacher":
+        backend, name = params.teacher.backend, params.teacher.model
+        if backend == "local" and name != "base":
+            local_path = Path(name)
+    else:
+        backend, name = params.student.backend, params.student.served_model or ""
+    if backend == "openai":
+        from adacot.llm.openai_backend import OpenAIChatModel
+
+        return OpenAIChatModel(name, params.api, api_key_from_env(params.api), seed=params.seed), price_for(params, name)
+    model = open_local_model(local_path, params.engine, params.seed)
+    return model, price_for(params, model.model_id.split("@")[0])

@@ -7,9 +7,9 @@ servers) through params. This module holds no backend and does no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 Message = dict[str, str]
 Conversation = tuple[Message, ...]
@@ -30,14 +30,28 @@ class Sampling:
 
 @dataclass(frozen=True)
 class Completion:
-    """One sampled answer with its accounting."""
+    """One sampled answer with its accounting.
+
+    ``finish_reason`` is "stop" or "length" as the OpenAI API names them, or "error" for a request that
+    failed for good (``error`` then says why, ``text`` is empty, and the row is never cached, so a rerun
+    asks again). ``model_id`` is the identity in cache keys; ``served_model`` is what the server said it
+    ran (remote backends). ``reasoning_tokens`` are counted inside ``completion_tokens``, as the API does.
+    """
 
     text: str
-    finish_reason: str  # "stop" or "length" (as the OpenAI API names them)
+    finish_reason: str
     prompt_tokens: int
     completion_tokens: int
     model_id: str
     cached: bool = False
+    reasoning_tokens: int = 0
+    latency_s: float = 0.0
+    served_model: str = ""
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.finish_reason == "error"
 
 
 class ChatModel(Protocol):
@@ -54,4 +68,22 @@ class ChatModel(Protocol):
 
     def close(self) -> None:
         """Release the engine (processes, memory)."""
+        ...
+
+
+ResultCallback = Callable[[int, list[tuple[int, Completion]]], None]
+
+
+@runtime_checkable
+class StreamingChatModel(ChatModel, Protocol):
+    """A ``ChatModel`` that reports each answer as it arrives (remote APIs answer out of order, over minutes).
+
+    ``complete_streaming`` calls ``on_result(conversation_index, [(sample_offset, completion), ...])`` as
+    soon as answers for a conversation come back, so the caller can commit them before the next one
+    arrives: a crash then loses only requests still in flight, never an answered one.
+    """
+
+    def complete_streaming(
+        self, conversations: Sequence[Conversation], sampling: Sampling, n: int, on_result: ResultCallback
+    ) -> None:
         ...

@@ -19,8 +19,9 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
-from adacot.llm.base import ChatModel, Completion, Conversation, Sampling
+from adacot.llm.base import ChatModel, Completion, Conversation, Sampling, StreamingChatModel
 
 
 def cache_key(model_id: str, conversation: Conversation, sampling: Sampling, sample_index: int) -> str:
@@ -33,19 +34,60 @@ def cache_key(model_id: str, conversation: Conversation, sampling: Sampling, sam
     return hashlib.sha256(material.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class Price:
+    """US dollars per million input (prompt) and output (completion) tokens of one model."""
+
+    input_per_mtok: float = 0.0
+    output_per_mtok: float = 0.0
+
+    def dollars(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (prompt_tokens * self.input_per_mtok + completion_tokens * self.output_per_mtok) / 1e6
+
+
 @dataclass
 class CacheStats:
-    """Hits, misses and what the hits saved, for stage metrics."""
+    """Hits, misses, failed requests, and the tokens and dollars spent and saved, for stage metrics."""
 
     hits: int = 0
     misses: int = 0
+    errors: int = 0
     prompt_tokens_saved: int = 0
     completion_tokens_saved: int = 0
     prompt_tokens_spent: int = 0
     completion_tokens_spent: int = 0
+    reasoning_tokens_spent: int = 0
+    price: Price = field(default_factory=Price)
 
-    def as_metrics(self) -> dict[str, int]:
-        return asdict(self)
+    @property
+    def dollars_spent(self) -> float:
+        return self.price.dollars(self.prompt_tokens_spent, self.completion_tokens_spent)
+
+    @property
+    def dollars_saved(self) -> float:
+        return self.price.dollars(self.prompt_tokens_saved, self.completion_tokens_saved)
+
+    def count_hit(self, completion: Completion) -> None:
+        self.hits += 1
+        self.prompt_tokens_saved += completion.prompt_tokens
+        self.completion_tokens_saved += completion.completion_tokens
+
+    def count_answer(self, completion: Completion) -> None:
+        # A failed request may still have used tokens (a cut-off stream): they were paid for all the same.
+        if completion.failed:
+            self.errors += 1
+        else:
+            self.misses += 1
+        self.prompt_tokens_spent += completion.prompt_tokens
+        self.completion_tokens_spent += completion.completion_tokens
+        self.reasoning_tokens_spent += completion.reasoning_tokens
+
+    def as_metrics(self) -> dict[str, Any]:
+        metrics: dict[str, Any] = {k: v for k, v in asdict(self).items() if k != "price"}
+        metrics["usd_per_mtok"] = {"input": self.price.input_per_mtok, "output": self.price.output_per_mtok}
+        metrics["dollars_spent"] = round(self.dollars_spent, 6)
+        metrics["dollars_saved"] = round(self.dollars_saved, 6)
+        return metrics
 
 
 class ResponseCache:
@@ -72,7 +114,9 @@ class ResponseCache:
         return found
 
     def put_many(self, items: Sequence[tuple[str, Completion]]) -> None:
-        rows = [(key, json.dumps({**asdict(c), "cached": False})) for key, c in items]
+        rows = [(key, json.dumps({**asdict(c), "cached": False})) for key, c in items if not c.failed]
+        if not rows:
+            return
         with self._db:  # one transaction per batch: all of it lands, or none of it
             self._db.executemany("INSERT OR REPLACE INTO responses (key, value) VALUES (?, ?)", rows)
 
@@ -108,15 +152,19 @@ def cached_complete(
     batch_requests: int = 256,
     desc: str = "generate",
     progress: bool = True,
+    price: Price | None = None,
 ) -> tuple[list[list[Completion]], CacheStats]:
     """``n`` completions per conversation, answering from ``cache`` first and asking ``model`` for the rest.
 
-    Misses go to the model in batches of ``batch_requests`` conversations, each batch committed to the cache
-    before the next starts, so an interrupted run resumes where it stopped.
+    A ``StreamingChatModel`` (remote APIs) gets every miss at once and each answer is committed the moment
+    it arrives; a local engine gets misses in batches of ``batch_requests`` conversations, each batch
+    committed before the next starts. Either way an interrupted run resumes where it stopped, and failed
+    requests (``finish_reason == "error"``) are returned but never cached, so a rerun asks only for them.
+    The progress bar shows rate, ETA, tokens and the running spend at ``price``.
     """
     from tqdm.auto import tqdm
 
-    stats = CacheStats()
+    stats = CacheStats(price=price or Price())
     results: list[list[Completion | None]] = [[None] * n for _ in conversations]
     model_id = model.model_id
     keys = [[cache_key(model_id, conv, sampling, i) for i in range(n)] for conv in conversations]
@@ -127,9 +175,7 @@ def cached_complete(
         for index, key in enumerate(keys[row]):
             if key in hits:
                 results[row][index] = hits[key]
-                stats.hits += 1
-                stats.prompt_tokens_saved += hits[key].prompt_tokens
-                stats.completion_tokens_saved += hits[key].completion_tokens
+                stats.count_hit(hits[key])
             else:
                 todo.slots.append((row, index, key))
         if todo.slots:
@@ -139,21 +185,42 @@ def cached_complete(
     for todo in pending:
         by_missing.setdefault(len(todo.slots), []).append(todo)
     total = sum(len(t.slots) for t in pending)
+    streaming = isinstance(model, StreamingChatModel)
     with tqdm(total=total, desc=desc, unit="req", disable=not progress or total == 0) as bar:
+
+        def record(batch: list[_Pending], position: int, answered: list[tuple[int, Completion]]) -> None:
+            todo = batch[position]
+            fresh: list[tuple[str, Completion]] = []
+            for offset, completion in answered:
+                row, index, key = todo.slots[offset]
+                results[row][index] = completion
+                fresh.append((key, completion))
+                stats.count_answer(completion)
+            if cache is not None:
+                cache.put_many(fresh)
+            bar.update(len(fresh))
+            bar.set_postfix(tokens=stats.completion_tokens_spent, hits=stats.hits, errors=stats.errors,
+                            spend=f"${stats.dollars_spent:.4f}", refresh=False)
+
         for missing, group in sorted(by_missing.items()):
-            for start in range(0, len(group), batch_requests):
-                batch = group[start : start + batch_requests]
-                answers = model.complete([t.conversation for t in batch], sampling, missing)
-                fresh: list[tuple[str, Completion]] = []
-                for todo, completions in zip(batch, answers, strict=True):
-                    for (row, _index, key), completion in zip(todo.slots, completions, strict=True):
-                        results[row][_index] = completion
-                        fresh.append((key, completion))
-                        stats.misses += 1
-                        stats.prompt_tokens_spent += completion.prompt_tokens
-                        stats.completion_tokens_spent += completion.completion_tokens
-                if cache is not None:
-                    cache.put_many(fresh)
-                bar.update(len(fresh))
-                bar.set_postfix(tokens=stats.completion_tokens_spent, hits=stats.hits)
+            step = len(group) if streaming else batch_requests
+            for start in range(0, len(group), step):
+                batch = group[start : start + step]
+                conversations_in_batch = [t.conversation for t in batch]
+                if streaming:
+                    model.complete_streaming(
+                        conversations_in_batch, sampling, missing,
+                        lambda position, answered, batch=batch: record(batch, position, answered),
+                    )
+                else:
+                    answers = model.complete(conversations_in_batch, sampling, missing)
+                    if len(answers) != len(batch):
+                        raise RuntimeError(f"{model_id} answered {len(answers)} of {len(batch)} conversations")
+                    for position, completions in enumerate(answers):
+                        if len(completions) != missing:
+                            raise RuntimeError(f"{model_id} gave {len(completions)} samples, {missing} were asked")
+                        record(batch, position, list(enumerate(completions)))
+    unanswered = sum(1 for row in results for c in row if c is None)
+    if unanswered:
+        raise RuntimeError(f"{model_id} left {unanswered} requested sample(s) unanswered")
     return [[c for c in row if c is not None] for row in results], stats

@@ -146,7 +146,8 @@ def verify_one(
 ) -> Verdict:
     """Check one response against an already-parsed gold answer (the output of ``parse_gold``).
 
-    Statuses, in the order they are decided: ``unparseable_gold`` (gold missing or math-verify finds no
+    Statuses, in the order they are decided: ``request_error`` (``finish_reason == "error"``: the request
+    failed and ``response`` holds why); ``unparseable_gold`` (gold missing or math-verify finds no
     expression in it); ``truncated`` (``finish_reason == "length"`` and no ``\\boxed`` answer had been
     given yet, so whatever else was found may be a half-written thought); ``no_answer``;
     ``unparseable_answer``; ``timeout`` (a parse or comparison ran past ``timeout_s``, rounded up to whole
@@ -157,6 +158,8 @@ def verify_one(
     """
     alarm_s = _alarm_seconds(timeout_s)
     _require_main_thread()
+    if finish_reason == "error":
+        return Verdict("request_error", f"no response to check: {_short(response) or 'request failed'}", None)
     extraction = extract_answer(response, last_number_fallback=last_number_fallback)
     extracted = extraction.answer
 

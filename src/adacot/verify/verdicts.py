@@ -17,6 +17,7 @@ STATUSES: tuple[str, ...] = (
     "unparseable_gold",
     "unparseable_answer",
     "timeout",
+    "request_error",  # the model was never heard from: the request failed for good (the reason says why)
 )
 
 

@@ -1,0 +1,289 @@
+"""GPU check of the student's training path: ``adacot.training.train_student`` in bf16, then generation.
+
+What it does, in order:
+
+1. Prepares a base model folder. With ``--base`` it uses that HF folder as is. With ``--config-dir`` (a
+   folder holding only ``config.json`` and the tokenizer / chat-template files, no weights) it builds a
+   RANDOMLY INITIALISED model of that architecture in bf16 and saves it with the tokenizer files, so the
+   check can run where the real weights cannot travel. Random weights make the losses and the generated
+   text meaningless; the speed, memory and the code path (bf16, gradient checkpointing, LoRA merge, save
+   and reload) are what this checks.
+2. Reads TRL conversational prompt/completion rows (``data/sft/train.jsonl`` format) and repeats them up
+   to ``--rows`` rows so that the timing covers enough steps.
+3. Calls ``train_student`` exactly as the DVC stage does, with ``SftParams(use_cpu=False)`` by default
+   (``--cpu`` switches to the CPU settings, for a quick local smoke test).
+4. Reloads the merged model from the output folder, checks it has no LoRA leftovers and that training
+   moved its weights, and times batched greedy generation with transformers (bf16 on CUDA).
+5. Prints one JSON summary (and writes it to ``--out/summary.json``, with a log in ``--out/log.txt``).
+
+Example (on a CUDA machine)::
+
+    PYTHONPATH=src python bench/gpu_train_check.py --config-dir cfg/ --train data/sft/train.jsonl \\
+        --rows 256 --out out/
+
+The trainer is read back (for TRL's token count and samples/s) by swapping ``trl.SFTTrainer`` for a
+subclass that records its instance; ``train_student`` itself is not changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("gpu_train_check")
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "generation_config.json")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--base", type=Path, help="HF model folder with weights (used as is)")
+    src.add_argument("--config-dir", type=Path, help="folder with config.json + tokenizer files: random init")
+    parser.add_argument("--train", type=Path, required=True, help="SFT JSONL (prompt/completion rows)")
+    parser.add_argument("--rows", type=int, default=256, help="train rows, the file's rows repeated")
+    parser.add_argument("--out", type=Path, required=True, help="folder for summary.json and log.txt")
+    parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp dir)")
+    parser.add_argument("--cpu", action="store_true", help="SftParams.use_cpu=True (local smoke test)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-lora", action="store_true", help="full fine-tuning instead of LoRA")
+    parser.add_argument("--lora-r", type=int, default=16)
+    parser.add_argument("--lora-alpha", type=int, default=32)
+    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--grad-accum", type=int, default=1)
+    parser.add_argument("--max-length", type=int, default=512)
+    parser.add_argument("--gen-batch", type=int, default=16, help="prompts per generate() call")
+    parser.add_argument("--gen-new-tokens", type=int, default=128, help="new tokens per prompt (forced)")
+    return parser.parse_args(argv)
+
+
+def setup_logging(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    for handler in (logging.StreamHandler(sys.stdout), logging.FileHandler(out / "log.txt", mode="w")):
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+
+
+def read_rows(path: Path, n: int) -> list[dict[str, Any]]:
+    """The file's prompt/completion rows, repeated (in order) until there are ``n``."""
+    base = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            base.append({"prompt": row["prompt"], "completion": row["completion"]})
+    if not base:
+        raise SystemExit(f"{path} holds no rows")
+    return [base[i % len(base)] for i in range(n)]
+
+
+def build_random_base(config_dir: Path, dest: Path) -> dict[str, Any]:
+    """A bf16, randomly initialised model of ``config_dir``'s architecture, saved as an HF folder."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from adacot.models import write_model_info
+
+    torch.manual_seed(0)
+    config = AutoConfig.from_pretrained(config_dir)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+    dest.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(dest)
+    for name in TOKENIZER_FILES:
+        if (config_dir / name).is_file():
+            shutil.copy2(config_dir / name, dest / name)
+    info = write_model_info(dest, "random-init-" + config.model_type, f"random init from {config_dir}/config.json")
+    return {
+        "base_weights": "random init (from_config, bf16)",
+        "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
+        "model_id": info.model_id,
+    }
+
+
+class _TrainerRecorder:
+    """Swaps ``trl.SFTTrainer`` for a subclass that remembers the last instance built."""
+
+    def __init__(self) -> None:
+        self.trainer: Any = None
+
+    def install(self) -> None:
+        import trl
+
+        original = trl.SFTTrainer
+        recorder = self
+
+        class RecordingSFTTrainer(original):  # type: ignore[misc, valid-type]
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                recorder.trainer = self
+
+        trl.SFTTrainer = RecordingSFTTrainer
+
+
+def safetensors_keys(folder: Path) -> list[str]:
+    from safetensors import safe_open
+
+    keys: list[str] = []
+    for path in sorted(folder.glob("*.safetensors")):
+        with safe_open(str(path), framework="pt") as handle:
+            keys.extend(handle.keys())
+    return keys
+
+
+def weight_delta(base_dir: Path, tuned_dir: Path) -> float:
+    """Largest absolute change of any shared weight tensor between the two folders (in fp32)."""
+    from safetensors.torch import load_file
+
+    def load(folder: Path) -> dict[str, Any]:
+        tensors: dict[str, Any] = {}
+        for path in sorted(folder.glob("*.safetensors")):
+            tensors.update(load_file(str(path)))
+        return tensors
+
+    base, tuned = load(base_dir), load(tuned_dir)
+    return max(
+        float((base[k].float() - tuned[k].float()).abs().max()) for k in base.keys() & tuned.keys()
+    )
+
+
+def time_generation(model_dir: Path, rows: list[dict[str, Any]], args: argparse.Namespace, device: str) -> dict:
+    """Batched greedy generation with transformers: one warm-up call, then one timed call."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer.padding_side = "left"
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(device).eval()
+    prompts = [rows[i % len(rows)]["prompt"] for i in range(args.gen_batch)]
+    texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
+    batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+    n_new = args.gen_new_tokens
+    # Random weights may emit EOS at once; forcing the length keeps the token count (and the timing) fixed.
+    kwargs = dict(max_new_tokens=n_new, min_new_tokens=n_new, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+
+    def run() -> tuple[Any, float]:
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        with torch.inference_mode():
+            out = model.generate(**batch, **kwargs)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return out, time.perf_counter() - start
+
+    warm_out, warm_s = run()
+    out, seconds = run()
+    new = out[:, batch["input_ids"].shape[1]:]
+    return {
+        "gen_dtype": str(dtype).removeprefix("torch."),
+        "gen_batch": args.gen_batch,
+        "gen_prompt_tokens_padded": int(batch["input_ids"].shape[1]),
+        "gen_new_tokens_per_prompt": int(new.shape[1]),
+        "gen_warmup_s": round(warm_s, 3),
+        "gen_s": round(seconds, 3),
+        "gen_tokens_per_s": round(new.numel() / seconds, 1),
+        "gen_greedy_repeatable": bool(torch.equal(warm_out, out)),
+        "gen_sample_text": tokenizer.decode(new[0], skip_special_tokens=True)[:200],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    setup_logging(args.out)
+    import torch
+    import transformers
+
+    summary: dict[str, Any] = {"ok": False}
+    device = "cuda" if (torch.cuda.is_available() and not args.cpu) else "cpu"
+    summary["device"] = torch.cuda.get_device_name(0) if device == "cuda" else "cpu"
+    summary["versions"] = {"python": sys.version.split()[0], "torch": torch.__version__,
+                           "transformers": transformers.__version__}
+    for name in ("trl", "peft", "accelerate", "datasets", "pydantic"):
+        try:
+            summary["versions"][name] = __import__(name).__version__
+        except Exception as error:  # noqa: BLE001 - report, do not stop
+            summary["versions"][name] = f"unavailable: {error}"
+
+    work_ctx = tempfile.TemporaryDirectory(prefix="gpu-train-check-") if args.work is None else None
+    work = Path(work_ctx.name) if work_ctx else args.work
+    try:
+        from adacot.config import SftParams
+        from adacot.training import train_student
+
+        if args.config_dir:
+            base_dir = work / "base"
+            summary.update(build_random_base(args.config_dir, base_dir))
+        else:
+            base_dir = args.base
+            summary["base_weights"] = f"pretrained from {base_dir}"
+        rows = read_rows(args.train, args.rows)
+        sft = SftParams(lora=not args.no_lora, lora_r=args.lora_r, lora_alpha=args.lora_alpha, epochs=args.epochs,
+                        learning_rate=args.lr, batch_size=args.batch_size, grad_accum=args.grad_accum,
+                        max_length=args.max_length, use_cpu=args.cpu)
+        summary["sft"] = sft.model_dump()
+        recorder = _TrainerRecorder()
+        recorder.install()
+        if device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        out_dir = work / "tuned"
+        start = time.perf_counter()
+        metrics = train_student(rows, base_dir, out_dir, sft, args.seed, work / "trainer")
+        summary["train_wall_s"] = round(time.perf_counter() - start, 2)
+        summary["train_metrics"] = metrics
+        if device == "cuda":
+            summary["train_peak_gpu_mem_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
+            summary["train_peak_gpu_reserved_gib"] = round(torch.cuda.max_memory_reserved() / 2**30, 3)
+        history = recorder.trainer.state.log_history if recorder.trainer else []
+        final = next((h for h in reversed(history) if "train_runtime" in h), {})
+        tokens = max((h.get("num_tokens", 0) for h in history), default=0)
+        runtime = float(final.get("train_runtime", metrics.get("train_runtime_s", 0.0)))
+        summary.update({
+            "train_rows": len(rows),
+            "steps": metrics.get("steps"),
+            "train_runtime_s": runtime,
+            "train_samples_per_s": final.get("train_samples_per_second"),
+            "train_steps_per_s": final.get("train_steps_per_second"),
+            "train_tokens": int(tokens) if tokens else None,
+            "train_tokens_per_s": round(tokens / runtime, 1) if tokens and runtime else None,
+            "first_loss": metrics.get("first_loss"),
+            "final_loss": metrics.get("last_loss"),
+            "mean_loss": metrics.get("train_loss"),
+        })
+        del recorder.trainer
+        if device == "cuda":
+            torch.cuda.empty_cache()
+
+        keys = safetensors_keys(out_dir)
+        summary["merged_saved"] = bool(keys) and (out_dir / "adacot_model.json").is_file()
+        summary["merged_lora_keys_left"] = sum("lora_" in k for k in keys)
+        summary["merged_max_weight_change"] = weight_delta(base_dir, out_dir)
+        summary.update(time_generation(out_dir, rows, args, device))
+        summary["merged_reloaded"] = True
+        summary["ok"] = (summary["merged_saved"] and summary["merged_lora_keys_left"] == 0
+                         and summary["merged_max_weight_change"] > 0)
+    except Exception as error:  # noqa: BLE001 - the summary must still be written
+        log.exception("check failed")
+        summary["error"] = f"{type(error).__name__}: {error}"
+    finally:
+        if work_ctx:
+            work_ctx.cleanup()
+    text = json.dumps(summary, indent=2, default=str)
+    (args.out / "summary.json").write_text(text + "\n")
+    print(text)
+    return 0 if summary["ok"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

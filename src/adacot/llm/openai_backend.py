@@ -1,0 +1,351 @@
+"""A ``ChatModel`` over OpenAI-compatible HTTP servers (DeepSeek-R1's API, OpenAI, vLLM's server).
+
+This module is for sending chat requests well: the official ``openai`` async client over its aiohttp
+transport, a bounded number of requests in flight, optional requests- and tokens-per-minute limits,
+client-side balancing over several base URLs (least requests in flight), retries with exponential
+backoff and full jitter on 429, 5xx, timeouts, dropped connections and empty 200 bodies (a server's
+``Retry-After`` wins when it sends one), ``n`` samples in one request where the server allows it and one
+request per sample where it does not, DeepSeek-style ``reasoning_content`` kept as ``<think>…</think>``
+before the answer, and per-response usage, latency and served model id. Answers are reported to a
+callback the moment they arrive (``complete_streaming``), so the response cache can commit each one.
+
+A request that still fails after its retries comes back as a ``Completion`` with ``finish_reason="error"``
+and the reason, never as a silent gap and never cached. A refused key (401/403) or an unknown model (404)
+stops the run at once with ``ApiFatalError``: every other request would fail the same way.
+
+It is not for caching (``cache.py``), choosing what to ask (stages) or reading params (``open_model``).
+The API key is held only in the client objects: it is never logged, hashed or stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from adacot.config import ApiParams
+from adacot.llm.base import Completion, Conversation, ResultCallback, Sampling
+
+logger = logging.getLogger(__name__)
+
+_ERROR_MAX_CHARS = 300
+
+
+class ApiFatalError(RuntimeError):
+    """The server refused every request alike (bad key, unknown model): stop instead of retrying."""
+
+
+@dataclass
+class ApiStats:
+    """What the client did, for stage metrics: requests sent, retries by cause, requests given up."""
+
+    requests_sent: int = 0
+    answered: int = 0
+    failed: int = 0
+    retries: dict[str, int] = field(default_factory=dict)
+    fanned_out: bool = False
+    latency_s_total: float = 0.0
+
+    def retry(self, cause: str) -> None:
+        self.retries[cause] = self.retries.get(cause, 0) + 1
+
+    def as_metrics(self) -> dict[str, Any]:
+        return {
+            "requests_sent": self.requests_sent,
+            "answered": self.answered,
+            "failed": self.failed,
+            "retries": dict(sorted(self.retries.items())),
+            "n_fanned_out": self.fanned_out,
+            "mean_latency_s": round(self.latency_s_total / self.answered, 4) if self.answered else None,
+        }
+
+
+class _Retry(Exception):
+    """One attempt failed in a way worth retrying; ``delay_s`` is the server's Retry-After if it sent one."""
+
+    def __init__(self, cause: str, detail: str, delay_s: float | None = None) -> None:
+        super().__init__(detail)
+        self.cause = cause
+        self.detail = detail
+        self.delay_s = delay_s
+
+
+class _NoNativeN(Exception):
+    """The server refused ``n > 1``: switch to one request per sample."""
+
+
+def _retry_after(headers: Any) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date), if present."""
+    if headers is None:
+        return None
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return max(0.0, float(millis) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None  # unreadable: fall back to our own backoff
+    return max(0.0, parsed.timestamp() - time.time())
+
+
+def _short(text: str) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= _ERROR_MAX_CHARS else text[: _ERROR_MAX_CHARS - 3] + "..."
+
+
+def join_reasoning(reasoning: str | None, content: str | None) -> str:
+    """The stored text of a reasoning model's answer: ``<think>reasoning</think>`` then the answer."""
+    content = content or ""
+    if not reasoning:
+        return content
+    return f"<think>\n{reasoning.strip()}\n</think>\n\n{content.lstrip()}"
+
+
+def _reasoning_of(message: Any) -> str | None:
+    # DeepSeek names it reasoning_content; vLLM's reasoning parsers and some gateways name it reasoning.
+    for name in ("reasoning_content", "reasoning"):
+        value = getattr(message, name, None)
+        if value is None and getattr(message, "model_extra", None):
+            value = message.model_extra.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+class _Limiter:
+    """Optional requests-per-minute and tokens-per-minute limits (aiolimiter leaky buckets)."""
+
+    def __init__(self, rpm: int | None, tpm: int | None) -> None:
+        from aiolimiter import AsyncLimiter
+
+        self._rpm = AsyncLimiter(rpm, 60) if rpm else None
+        self._tpm = AsyncLimiter(tpm, 60) if tpm else None
+        self._tpm_max = tpm or 0
+
+    async def acquire(self, tokens: int) -> None:
+        if self._rpm is not None:
+            await self._rpm.acquire()
+        if self._tpm is not None:
+            await self._tpm.acquire(min(tokens, self._tpm_max))
+
+
+class OpenAIChatModel:
+    """``model`` served by the OpenAI-compatible servers in ``api``; implements ``StreamingChatModel``."""
+
+    def __init__(self, model: str, api: ApiParams, api_key: str | None, *, seed: int = 0) -> None:
+        self._model = model
+        self._api = api
+        self._key = api_key
+        self._seed = seed
+        self._native_n = api.native_n
+        self.stats = ApiStats()
+
+    @property
+    def model_id(self) -> str:
+        # The served name, not the URL: the same model behind several URLs (or a moved server) shares a cache.
+        return f"openai:{self._model}"
+
+    def __repr__(self) -> str:  # never show the key
+        return f"OpenAIChatModel(model={self._model!r}, base_urls={self._api.base_urls!r})"
+
+    def complete(self, conversations: Sequence[Conversation], sampling: Sampling, n: int) -> list[list[Completion]]:
+        out: list[list[Completion | None]] = [[None] * n for _ in conversations]
+
+        def keep(index: int, answered: list[tuple[int, Completion]]) -> None:
+            for offset, completion in answered:
+                out[index][offset] = completion
+
+        self.complete_streaming(conversations, sampling, n, keep)
+        return [[c for c in row if c is not None] for row in out]
+
+    def complete_streaming(
+        self, conversations: Sequence[Conversation], sampling: Sampling, n: int, on_result: ResultCallback
+    ) -> None:
+        if conversations:
+            asyncio.run(self._run(conversations, sampling, n, on_result))
+
+    def close(self) -> None:
+        """Nothing to release: clients live only inside each ``complete`` call's event loop."""
+
+    # -- async core -----------------------------------------------------------------------------------
+
+    async def _run(
+        self, conversations: Sequence[Conversation], sampling: Sampling, n: int, on_result: ResultCallback
+    ) -> None:
+        from openai import AsyncOpenAI, DefaultAioHttpClient
+
+        clients = [
+            AsyncOpenAI(
+                base_url=url, api_key=self._key or "EMPTY", max_retries=0, timeout=self._api.request_timeout_s,
+                http_client=DefaultAioHttpClient(),
+            )
+            for url in self._api.base_urls
+        ]
+        in_flight = [0] * len(clients)
+        gate = asyncio.Semaphore(self._api.max_concurrency)
+        limiter = _Limiter(self._api.requests_per_minute, self._api.tokens_per_minute)
+        context = _Context(clients, in_flight, gate, limiter, sampling)
+        try:
+            await asyncio.gather(*(self._conversation(context, i, c, n, on_result) for i, c in enumerate(conversations)))
+        finally:
+            await asyncio.gather(*(client.close() for client in clients), return_exceptions=True)
+
+    async def _conversation(
+        self, ctx: _Context, index: int, conversation: Conversation, n: int, on_result: ResultCallback
+    ) -> None:
+        offsets = list(range(n))
+        if n > 1 and self._native_n:
+            try:
+                got = await self._request(ctx, conversation, n, seed=self._seed)
+            except _NoNativeN:
+                got = []
+            # A server may return fewer choices than asked: the rest are asked one at a time below.
+            answered = list(zip(offsets, got))
+            if answered:
+                on_result(index, answered)
+            offsets = offsets[len(answered) :]
+        if not offsets:
+            return
+
+        async def one(offset: int) -> None:
+            # Distinct seeds so fanned-out samples differ where the server honours seeds.
+            got = await self._request(ctx, conversation, 1, seed=self._seed + offset)
+            on_result(index, [(offset, got[0])])
+
+        await asyncio.gather(*(one(offset) for offset in offsets))
+
+    async def _request(self, ctx: _Context, conversation: Conversation, n: int, *, seed: int) -> list[Completion]:
+        """``n`` completions of one conversation, retried until answered or given up (then error rows)."""
+        api = self._api
+        messages = list(conversation)
+        estimate = sum(len(m.get("content", "")) for m in messages) // 4 + ctx.sampling.max_tokens * n
+        last = "no attempt made"
+        for attempt in range(api.max_retries + 1):
+            await ctx.limiter.acquire(estimate)
+            async with ctx.gate:
+                slot = min(range(len(ctx.clients)), key=lambda i: (ctx.in_flight[i], random.random()))
+                ctx.in_flight[slot] += 1
+                started = time.monotonic()
+                try:
+                    self.stats.requests_sent += 1
+                    return self._parse(
+                        await self._send(ctx.clients[slot], messages, ctx.sampling, n, seed), n,
+                        time.monotonic() - started,
+                    )
+                except _Retry as retry:
+                    last = f"{retry.cause}: {retry.detail}"
+                    delay = retry.delay_s
+                    cause = retry.cause
+                finally:
+                    ctx.in_flight[slot] -= 1
+            if attempt == api.max_retries:
+                break
+            self.stats.retry(cause)
+            if delay is None:
+                delay = random.uniform(0, min(api.backoff_max_s, api.backoff_initial_s * 2**attempt))
+            logger.debug("retry %d after %.2fs: %s", attempt + 1, delay, last)
+            await asyncio.sleep(min(delay, api.backoff_max_s))
+        self.stats.failed += n
+        reason = _short(f"gave up after {api.max_retries + 1} attempt(s); last: {last}")
+        return [
+            Completion(text="", finish_reason="error", prompt_tokens=0, completion_tokens=0,
+                       model_id=self.model_id, error=reason)
+            for _ in range(n)
+        ]
+
+    async def _send(self, client: Any, messages: list[dict[str, str]], sampling: Sampling, n: int, seed: int) -> Any:
+        """One HTTP attempt; maps every failure to ``_Retry``, ``_NoNativeN``, ``ApiFatalError`` or an error."""
+        import openai
+
+        try:
+            response = await client.chat.completions.create(
+                model=self._model, messages=messages, max_tokens=sampling.max_tokens,
+                temperature=sampling.temperature, top_p=sampling.top_p, n=n, seed=seed,
+            )
+        except openai.APITimeoutError as exc:
+            # openai's aiohttp transport reports a connection the server closed as a ConnectTimeout.
+            cause = str(exc.__cause__ or "")
+            if "disconnect" in cause.lower() or "reset" in cause.lower():
+                raise _Retry("connection", _short(cause)) from exc
+            raise _Retry("timeout", f"no answer within {self._api.request_timeout_s}s") from exc
+        except openai.APIConnectionError as exc:
+            raise _Retry("connection", _short(str(exc.__cause__ or exc))) from exc
+        except openai.APIStatusError as exc:
+            status = exc.status_code
+            detail = _short(f"HTTP {status}: {exc.message}")
+            if status in (401, 403):
+                raise ApiFatalError(f"the server refused the API key ({detail}); check api.api_key_env") from None
+            if status == 404:
+                raise ApiFatalError(f"model {self._model!r} not found on the server ({detail})") from None
+            if status == 429:
+                raise _Retry("rate_limited", detail, _retry_after(exc.response.headers)) from exc
+            if status >= 500 or status in (408, 409):
+                raise _Retry(f"http_{status}", detail, _retry_after(exc.response.headers)) from exc
+            if n > 1 and status in (400, 422) and re.search(r"\bn\b", exc.message):
+                self._native_n = False
+                self.stats.fanned_out = True
+                logger.warning("server refused n=%d (%s): asking one sample per request from now on", n, detail)
+                raise _NoNativeN from None
+            raise _Retry(f"http_{status}", detail) from exc  # other 4xx: retried, then an error row
+        except openai.APIResponseValidationError as exc:
+            raise _Retry("bad_body", _short(str(exc))) from exc
+        except ValueError as exc:  # an empty or non-JSON 200 body fails to decode
+            raise _Retry("empty_body", _short(f"{type(exc).__name__}: {exc}")) from exc
+        if isinstance(response, str) or not getattr(response, "choices", None):
+            raise _Retry("empty_body", "HTTP 200 with no choices")
+        return response
+
+    def _parse(self, response: Any, n: int, latency_s: float) -> list[Completion]:
+        choices = sorted(response.choices, key=lambda c: c.index)[:n]
+        usage = response.usage
+        prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
+        completion_total = int(getattr(usage, "completion_tokens", 0) or 0)
+        details = getattr(usage, "completion_tokens_details", None)
+        reasoning_total = int(getattr(details, "reasoning_tokens", 0) or 0)
+        served = str(getattr(response, "model", "") or "")
+        results: list[Completion] = []
+        # Usage is per request: the prompt is billed once (given to the first sample) and completion
+        # tokens are shared out evenly, so sums over rows equal what the server billed.
+        k = len(choices)
+        for i, choice in enumerate(choices):
+            message = choice.message
+            results.append(
+                Completion(
+                    text=join_reasoning(_reasoning_of(message), message.content),
+                    finish_reason="length" if choice.finish_reason == "length" else "stop",
+                    prompt_tokens=prompt if i == 0 else 0,
+                    completion_tokens=completion_total // k + (1 if i < completion_total % k else 0),
+                    reasoning_tokens=reasoning_total // k + (1 if i < reasoning_total % k else 0),
+                    model_id=self.model_id,
+                    latency_s=round(latency_s, 4),
+                    served_model=served,
+                )
+            )
+        self.stats.answered += len(results)
+        self.stats.latency_s_total += latency_s * len(results)
+        return results
+
+
+@dataclass
+class _Context:
+    clients: list[Any]
+    in_flight: list[int]
+    gate: asyncio.Semaphore
+    limiter: _Limiter
+    sampling: Sampling
