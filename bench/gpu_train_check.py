@@ -14,7 +14,8 @@ What it does, in order:
    (``--cpu`` switches to the CPU settings, for a quick local smoke test).
 4. Reloads the merged model from the output folder, checks it has no LoRA leftovers and that training
    moved its weights, and times batched greedy generation with transformers (bf16 on CUDA).
-5. Prints one JSON summary (and writes it to ``--out/summary.json``, with a log in ``--out/log.txt``).
+5. Prints one JSON summary (and writes it to ``--out/summary.json``, with this script's own log in
+   ``--out/log.txt``; the trainer's per-step lines go to stdout, so tee stdout for the full log).
 
 Example (on a CUDA machine)::
 
@@ -228,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             base_dir = args.base
             summary["base_weights"] = f"pretrained from {base_dir}"
+        log.info("base model ready at %s (%s)", base_dir, summary["base_weights"])
         rows = read_rows(args.train, args.rows)
         sft = SftParams(lora=not args.no_lora, lora_r=args.lora_r, lora_alpha=args.lora_alpha, epochs=args.epochs,
                         learning_rate=args.lr, batch_size=args.batch_size, grad_accum=args.grad_accum,
@@ -242,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics = train_student(rows, base_dir, out_dir, sft, args.seed, work / "trainer")
         summary["train_wall_s"] = round(time.perf_counter() - start, 2)
         summary["train_metrics"] = metrics
+        log.info("trained %d rows in %.1f s wall: %s", len(rows), summary["train_wall_s"], metrics)
         if device == "cuda":
             summary["train_peak_gpu_mem_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
             summary["train_peak_gpu_reserved_gib"] = round(torch.cuda.max_memory_reserved() / 2**30, 3)
@@ -269,7 +272,9 @@ def main(argv: list[str] | None = None) -> int:
         summary["merged_saved"] = bool(keys) and (out_dir / "adacot_model.json").is_file()
         summary["merged_lora_keys_left"] = sum("lora_" in k for k in keys)
         summary["merged_max_weight_change"] = weight_delta(base_dir, out_dir)
+        log.info("merged model saved: %s, lora keys left %d", summary["merged_saved"], summary["merged_lora_keys_left"])
         summary.update(time_generation(out_dir, rows, args, device))
+        log.info("generation: %.1f new tokens/s (%s)", summary["gen_tokens_per_s"], summary["gen_dtype"])
         summary["merged_reloaded"] = True
         summary["ok"] = (summary["merged_saved"] and summary["merged_lora_keys_left"] == 0
                          and summary["merged_max_weight_change"] > 0)

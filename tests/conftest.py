@@ -129,3 +129,13 @@ def sampling() -> Sampling:
 
 
 _RAW_PARAMS: dict[str, Any] = yaml.safe_load(PARAMS_PATH.read_text())
+
+
+@pytest.fixture(scope="session")
+def base_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled model converted to an HF folder once per test session (about 20-50 s)."""
+    from adacot.models import prepare_model
+
+    out = tmp_path_factory.mktemp("model") / "base"
+    prepare_model("bundled", out)
+    return out

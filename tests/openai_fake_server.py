@@ -167,6 +167,10 @@ class FakeOpenAIServer:
             if roll < rate:
                 return await self._fault(name, request, body, n)
             roll -= rate
+        if request.transport is None or request.transport.is_closing():
+            # The client went away while we "thought" (killed, or timed out): nothing is delivered.
+            self.outcomes["abandoned"] += 1
+            raise asyncio.CancelledError
         return self._deliver(request, body, n, "answered")
 
     async def _fault(self, name: str, request: web.Request, body: dict, n: int) -> web.StreamResponse:

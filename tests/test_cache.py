@@ -172,3 +172,56 @@ def test_merge_from_adds_only_new_keys(tmp_path: Path) -> None:
     assert a.merge_from(tmp_path / "b" / "responses.sqlite") == 1
     got = a.get_many(["k1", "k2"])
     assert got["k1"].text == "one" and got["k2"].text == "two"
+
+
+def test_team_sharing_through_cache_merge(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Alice's answers reach Bob as a merged cache file (shared path or `dvc push`ed folder): Bob pays nothing."""
+    from adacot.cli import main
+
+    conversations = _conversations(4)
+    alice = FakeChatModel(_counting_script)
+    cached_complete(alice, conversations, SAMPLING, 2, ResponseCache(tmp_path / "alice"), progress=False)
+    assert main(["cache-merge", str(tmp_path / "alice"), "--into", str(tmp_path / "share")]) == 0
+    assert main(["cache-merge", str(tmp_path / "share" / "responses.sqlite"), "--into", str(tmp_path / "bob")]) == 0
+    assert "merged 8 new response(s)" in capsys.readouterr().out
+    bob = FakeChatModel(_counting_script)
+    _, stats = cached_complete(bob, conversations, SAMPLING, 2, ResponseCache(tmp_path / "bob"), progress=False)
+    assert bob.requests == 0 and stats.hits == 8
+    assert main(["cache-stats", str(tmp_path / "bob")]) == 0
+    assert '"responses": 8' in capsys.readouterr().out
+    assert main(["cache-merge", str(tmp_path / "missing")]) == 2
+
+
+def _writer(directory: str, start: int) -> None:
+    cache = ResponseCache(Path(directory))
+    for i in range(start, start + 200):
+        cache.put_many([(f"key-{i}", Completion(f"text {i}", "stop", 3, 1, "m"))])
+
+
+def test_concurrent_writers_in_separate_processes(tmp_path: Path) -> None:
+    """Queued experiments write the same cache file at once: every commit lands, none fails on a lock."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    procs = [context.Process(target=_writer, args=(str(tmp_path), start)) for start in (0, 200, 400)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(120)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    assert len(ResponseCache(tmp_path)) == 600
+
+
+def test_ledger_counts_dollars_and_errors(tmp_path: Path) -> None:
+    from adacot.llm import Price
+
+    fake = FakeChatModel(_counting_script)
+    _, stats = cached_complete(fake, _conversations(2), SAMPLING, 1, ResponseCache(tmp_path), progress=False,
+                               price=Price(1.0, 4.0))
+    spent = stats.as_metrics()
+    assert spent["dollars_spent"] == pytest.approx(
+        (stats.prompt_tokens_spent * 1.0 + stats.completion_tokens_spent * 4.0) / 1e6)
+    _, again = cached_complete(FakeChatModel(_counting_script), _conversations(2), SAMPLING, 1,
+                               ResponseCache(tmp_path), progress=False, price=Price(1.0, 4.0))
+    assert again.as_metrics()["dollars_saved"] == spent["dollars_spent"] and again.dollars_spent == 0
+    assert spent["usd_per_mtok"] == {"input": 1.0, "output": 4.0}

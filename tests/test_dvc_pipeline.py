@@ -2,12 +2,17 @@
 
 (a) `dvc repro` runs every stage; (b) `dvc exp run -S dist.hard=…` reruns sample_questions and what
 follows, never grading; (c) a second `dvc repro` is a no-op; (d) `dvc metrics diff` shows changed keys.
-The tiny profile runs the local models through the transformers backend so the whole module takes a few
-minutes; the vLLM engine itself is exercised by tests/test_vllm_backend.py and by `make repro`.
+The teacher is an OpenAI-compatible server on loopback (tests/openai_fake_server.py) chosen by params,
+with its key in an environment variable, which gives two more drills: (e) the sweep drill, where the
+experiment's teacher requests are exactly the questions new to its sample, and (f) the secrets drill,
+where the key appears in no file the pipeline wrote. The student runs through the transformers backend
+so the whole module takes a few minutes; the vLLM engine itself is exercised by tests/test_vllm_backend.py,
+tests/test_vllm_openai_server.py and `make repro`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -15,8 +20,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import polars as pl
 import pytest
 import yaml
+
+from openai_fake_server import FakeOpenAIServer
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +40,9 @@ TINY = {
     "engine": {"backend": "transformers"},
     "grade": {"attempts": 2, "max_tokens": 24},
     "sample": {"size": 5, "shortage": "fewer"},  # "fewer": a weight change always moves the tiny sample
-    "teacher": {"attempts": 3, "max_tokens": 64, "keep_unverified": True},
+    "teacher": {"backend": "openai", "model": "fake-teacher", "attempts": 3, "max_tokens": 64,
+                "keep_unverified": True},
+    "api": {"api_key_env": "ADACOT_PIPELINE_TEST_KEY", "max_concurrency": 4},
     "verify": {"workers": 1},
     "sft": {"epochs": 1, "batch_size": 2, "max_length": 256},
     "evaluate": {"samples": 1, "max_tokens": 24},
@@ -50,8 +60,17 @@ def ran_stages(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
 
 
+SECRET = "sk-adacot-pipeline-5b8e1d2c9f"
+
+
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+def teacher_server() -> FakeOpenAIServer:
+    with FakeOpenAIServer(api_key=SECRET) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory, teacher_server: FakeOpenAIServer) -> tuple[Path, dict[str, str]]:
     repo = tmp_path_factory.mktemp("adacot-dvc")
     for name in ("dvc.yaml", "stages", "src", "prompts", "data/pools", "data/benchmarks"):
         src = ROOT / name
@@ -60,6 +79,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, s
         else:
             shutil.copy2(src, repo / name)
     params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
+    params["api"]["base_urls"] = [teacher_server.base_url]
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (repo / ".gitignore").write_text(".adacot/\n__pycache__/\n")
     home = tmp_path_factory.mktemp("home")
@@ -72,6 +92,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, s
         "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"),
         "GIT_AUTHOR_NAME": "adacot-test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
         "GIT_COMMITTER_NAME": "adacot-test", "GIT_COMMITTER_EMAIL": "test@example.invalid",
+        "ADACOT_PIPELINE_TEST_KEY": SECRET,
     }
     for cmd in (["git", "init", "-q", "-b", "main"], ["dvc", "init", "-q"], ["git", "add", "-A"],
                 ["git", "commit", "-q", "-m", "tiny profile"]):
@@ -113,7 +134,11 @@ def run(project: tuple[Path, dict[str, str]], *args: str) -> str:
     return output
 
 
-def test_pipeline_behaviour(project: tuple[Path, dict[str, str]]) -> None:
+def sample_ids(repo: Path) -> set[str]:
+    return set(pl.read_parquet(repo / "data/sample/questions.parquet")["question_id"].to_list())
+
+
+def test_pipeline_behaviour(project: tuple[Path, dict[str, str]], teacher_server: FakeOpenAIServer) -> None:
     repo, _ = project
     # (a) the first repro runs every stage and writes every metrics file.
     first = run(project, "dvc", "repro")
@@ -128,12 +153,32 @@ def test_pipeline_behaviour(project: tuple[Path, dict[str, str]]) -> None:
     again = run(project, "dvc", "repro")
     assert ran_stages(again) == set()
 
+    # The teacher answered each sampled question in one request (n natively), once.
+    first_sample = sample_ids(repo)
+    assert teacher_server.answered == len(first_sample) and teacher_server.repeated_answers() == {}
+
     # (b) changing only the distribution reruns sampling and everything after it, never grading.
     train_before = (repo / "data/sft/train.jsonl").read_text()
     hard = hard_weight_that_changes_sample(repo)
+    before = teacher_server.requests
     exp = run(project, "dvc", "exp", "run", "-S", f"dist.hard={hard}")
     assert ran_stages(exp) == AFTER_SAMPLING, exp[-3000:]
     assert (repo / "data/sft/train.jsonl").read_text() != train_before
+
+    # (e) sweep drill: the experiment paid only for questions new to its sample; shared ones came from the cache.
+    new_questions = sample_ids(repo) - first_sample
+    assert new_questions, "the experiment's sample should hold new questions"
+    assert teacher_server.requests - before == len(new_questions)
+    assert teacher_server.repeated_answers() == {}
+    generate = json.loads((repo / "metrics/generate_solutions.json").read_text())
+    assert generate["cache"]["misses"] == 3 * len(new_questions)
+    assert generate["cache"]["hits"] == 3 * len(sample_ids(repo) & first_sample)
+    assert generate["cache"]["dollars_spent"] == 0.0  # fake-teacher has no price listed
+
+    # (f) secrets drill: the key went to the server as a bearer token and into no file the pipeline wrote.
+    assert teacher_server.seen_auth == {f"Bearer {SECRET}"}
+    leaked = [p for p in repo.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
+    assert leaked == []
 
     # (d) metrics diff shows the changed keys against the committed baseline.
     diff = run(project, "dvc", "metrics", "diff", "--all")

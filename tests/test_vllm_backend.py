@@ -12,19 +12,11 @@ from adacot.llm import ResponseCache, Sampling, cached_complete, open_local_mode
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def base_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from adacot.models import prepare_model
-
-    out = tmp_path_factory.mktemp("model") / "base"
-    prepare_model("bundled", out)
-    return out
-
-
 def engine(backend: str) -> EngineParams:
     return EngineParams(
         backend=backend, dtype="float32", max_model_len=512, enforce_eager=True, in_process=True, batch_requests=64,
         cpu_kvcache_space_gib=1, cpu_threads=2, gpu_memory_utilization=0.9, tensor_parallel_size=1,
+        data_parallel_size=1,
     )
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from collections import Counter
 import json
 import logging
+from collections import Counter
 from pathlib import Path
 
 
@@ -48,6 +48,32 @@ def _verify_code(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cache_merge(args: argparse.Namespace) -> int:
+    from adacot.llm import ResponseCache
+
+    source = args.source / "responses.sqlite" if args.source.is_dir() else args.source
+    if not source.is_file():
+        print(f"error: no response cache at {args.source} (expected a folder with responses.sqlite, or the file)")
+        return 2
+    target = ResponseCache(args.into)
+    added = target.merge_from(source)
+    print(f"merged {added} new response(s) from {source} into {target.path} ({len(target)} in all)")
+    target.close()
+    return 0
+
+
+def _cache_stats(args: argparse.Namespace) -> int:
+    from adacot.llm import ResponseCache
+
+    if not (args.cache / "responses.sqlite").is_file():
+        print(f"error: no response cache in {args.cache}")
+        return 2
+    cache = ResponseCache(args.cache)
+    print(json.dumps(cache.summary(), indent=2))
+    cache.close()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``adacot`` console script."""
     parser = argparse.ArgumentParser(prog="adacot", description=__doc__)
@@ -63,6 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     vc.add_argument("--workers", type=int, default=2)
     vc.add_argument("--timeout-s", type=float, default=10.0, help="wall (and CPU) seconds per test")
     vc.set_defaults(func=_verify_code)
+    cm = sub.add_parser("cache-merge", help="copy responses from another cache (a teammate's, a pulled one)")
+    cm.add_argument("source", type=Path, help="a cache folder or its responses.sqlite")
+    cm.add_argument("--into", type=Path, default=Path(".adacot/cache"), help="the cache to add to")
+    cm.set_defaults(func=_cache_merge)
+    cs = sub.add_parser("cache-stats", help="responses and tokens held by a cache, by model")
+    cs.add_argument("cache", type=Path, nargs="?", default=Path(".adacot/cache"))
+    cs.set_defaults(func=_cache_stats)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     return int(args.func(args))

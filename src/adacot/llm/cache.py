@@ -129,6 +129,17 @@ class ResponseCache:
         self._db.execute("DETACH DATABASE other")
         return len(self) - before
 
+    def summary(self) -> dict[str, dict[str, int]]:
+        """Responses and tokens held, by model id (what ``adacot cache-stats`` prints)."""
+        out: dict[str, dict[str, int]] = {}
+        for (value,) in self._db.execute("SELECT value FROM responses"):
+            row = json.loads(value)
+            entry = out.setdefault(row["model_id"], {"responses": 0, "prompt_tokens": 0, "completion_tokens": 0})
+            entry["responses"] += 1
+            entry["prompt_tokens"] += int(row.get("prompt_tokens", 0))
+            entry["completion_tokens"] += int(row.get("completion_tokens", 0))
+        return dict(sorted(out.items()))
+
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
 

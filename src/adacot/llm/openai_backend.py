@@ -117,17 +117,6 @@ def join_reasoning(reasoning: str | None, content: str | None) -> str:
     return f"<think>\n{reasoning.strip()}\n</think>\n\n{content.lstrip()}"
 
 
-def _reasoning_of(message: Any) -> str | None:
-    # DeepSeek names it reasoning_content; vLLM's reasoning parsers and some gateways name it reasoning.
-    for name in ("reasoning_content", "reasoning"):
-        value = getattr(message, name, None)
-        if value is None and getattr(message, "model_extra", None):
-            value = message.model_extra.get(name)
-        if isinstance(value, str) and value:
-            return value
-    return None
-
-
 class _Limiter:
     """Optional requests-per-minute and tokens-per-minute limits (aiolimiter leaky buckets)."""
 
@@ -273,11 +262,16 @@ class OpenAIChatModel:
         """One HTTP attempt; maps every failure to ``_Retry``, ``_NoNativeN``, ``ApiFatalError`` or an error."""
         import openai
 
+        body: dict[str, Any] = {
+            "model": self._model, "messages": messages, "max_tokens": sampling.max_tokens,
+            "temperature": sampling.temperature, "top_p": sampling.top_p, "n": n, "seed": seed,
+        }
         try:
-            response = await client.chat.completions.create(
-                model=self._model, messages=messages, max_tokens=sampling.max_tokens,
-                temperature=sampling.temperature, top_p=sampling.top_p, n=n, seed=seed,
-            )
+            # The client's low-level post with the same endpoint, auth, headers and error types as
+            # ``chat.completions.create``, minus its per-call recursive transform of the params (plain JSON
+            # here), which measured ~2 ms of CPU per request: the difference between 4x and 2x of ideal.
+            # The answer is read as plain JSON (``cast_to=dict``) for the same reason.
+            response = await client.post("/chat/completions", body=body, cast_to=dict)
         except openai.APITimeoutError as exc:
             # openai's aiohttp transport reports a connection the server closed as a ConnectTimeout.
             cause = str(exc.__cause__ or "")
@@ -307,28 +301,31 @@ class OpenAIChatModel:
             raise _Retry("bad_body", _short(str(exc))) from exc
         except ValueError as exc:  # an empty or non-JSON 200 body fails to decode
             raise _Retry("empty_body", _short(f"{type(exc).__name__}: {exc}")) from exc
-        if isinstance(response, str) or not getattr(response, "choices", None):
-            raise _Retry("empty_body", "HTTP 200 with no choices")
+        if not isinstance(response, dict) or not response.get("choices"):
+            raise _Retry("empty_body", f"HTTP 200 without choices: {_short(str(response)) or 'empty body'}")
         return response
 
-    def _parse(self, response: Any, n: int, latency_s: float) -> list[Completion]:
-        choices = sorted(response.choices, key=lambda c: c.index)[:n]
-        usage = response.usage
-        prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
-        completion_total = int(getattr(usage, "completion_tokens", 0) or 0)
-        details = getattr(usage, "completion_tokens_details", None)
-        reasoning_total = int(getattr(details, "reasoning_tokens", 0) or 0)
-        served = str(getattr(response, "model", "") or "")
+    def _parse(self, response: dict[str, Any], n: int, latency_s: float) -> list[Completion]:
+        try:
+            choices = sorted(response["choices"], key=lambda c: c.get("index", 0))[:n]
+            usage = response.get("usage") or {}
+            prompt = int(usage.get("prompt_tokens") or 0)
+            completion_total = int(usage.get("completion_tokens") or 0)
+            reasoning_total = int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
+            served = str(response.get("model") or "")
+            messages = [choice["message"] for choice in choices]
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise _Retry("bad_body", f"malformed chat completion: {type(exc).__name__}: {exc}") from exc
         results: list[Completion] = []
         # Usage is per request: the prompt is billed once (given to the first sample) and completion
         # tokens are shared out evenly, so sums over rows equal what the server billed.
         k = len(choices)
-        for i, choice in enumerate(choices):
-            message = choice.message
+        for i, (choice, message) in enumerate(zip(choices, messages)):
+            reasoning = message.get("reasoning_content") or message.get("reasoning")
             results.append(
                 Completion(
-                    text=join_reasoning(_reasoning_of(message), message.content),
-                    finish_reason="length" if choice.finish_reason == "length" else "stop",
+                    text=join_reasoning(reasoning if isinstance(reasoning, str) else None, message.get("content")),
+                    finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
                     prompt_tokens=prompt if i == 0 else 0,
                     completion_tokens=completion_total // k + (1 if i < completion_total % k else 0),
                     reasoning_tokens=reasoning_total // k + (1 if i < reasoning_total % k else 0),

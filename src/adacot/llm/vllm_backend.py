@@ -7,6 +7,7 @@ imported). Not for serving over HTTP (users run vLLM's own OpenAI server for tha
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +15,9 @@ from typing import Any
 
 from adacot.config import EngineParams
 from adacot.llm.base import Completion, Conversation, Sampling
+
+
+logger = logging.getLogger(__name__)
 
 
 def vllm_importable() -> bool:
@@ -55,6 +59,10 @@ class VllmChatModel:
         if not cpu:
             kwargs["gpu_memory_utilization"] = engine.gpu_memory_utilization
             kwargs["tensor_parallel_size"] = engine.tensor_parallel_size
+            if engine.data_parallel_size > 1:
+                kwargs["data_parallel_size"] = engine.data_parallel_size
+        elif engine.tensor_parallel_size > 1 or engine.data_parallel_size > 1:
+            logger.warning("engine.tensor_parallel_size / data_parallel_size apply to GPUs only; ignored on CPU")
         self._llm = LLM(**kwargs)
         self._model_id = model_id
 
