@@ -1,20 +1,28 @@
-"""DVC stage sample_questions: draw N questions from the database by the `dist` distribution."""
+"""DVC stage sample_questions: draw N questions from the database by P_C weights, P_eval, or uniformly."""
 
 from pathlib import Path
 
-from adacot.sampling import sample_questions
+from adacot.sampling import eval_overlap, eval_shares, sample_questions
 from adacot.schemas import DATABASE, SAMPLE, read_table, write_table
 from adacot.stageio import setup, write_metrics
 
 
 def main() -> None:
     args, params = setup(__doc__, {
-        "database": "database parquet", "sample": "out: sample parquet", "metrics": "out: metrics JSON",
+        "database": "database parquet", "eval_database": "eval-set levels parquet (P_eval)",
+        "sample": "out: sample parquet", "metrics": "out: metrics JSON",
     })
+    eval_db = read_table(Path(args.eval_database), DATABASE)
+    shares = eval_shares(eval_db) if params.dist.source == "eval" else params.dist.shares()
     sample, metrics = sample_questions(
-        read_table(Path(args.database), DATABASE), params.dist.shares(), params.sample.size, params.seed,
-        params.sample.shortage,
+        read_table(Path(args.database), DATABASE), shares, params.sample.size, params.seed,
+        params.sample.shortage, params.sample.strategy,
     )
+    overlap = eval_overlap(sample, eval_db)
+    if overlap:
+        raise SystemExit(f"error: {overlap} sampled question(s) are evaluation questions; check prepare_pool's "
+                         "decontamination")
+    metrics.update(distribution_from=params.dist.source, eval_overlap=overlap)
     write_table(sample, SAMPLE, Path(args.sample))
     write_metrics(args.metrics, metrics)
 

@@ -30,15 +30,19 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 ALL_STAGES = {
-    "prepare_pool", "prepare_model", "grade_questions", "build_database", "sample_questions",
-    "generate_solutions", "verify_solutions", "train_student", "evaluate@base", "evaluate@student",
+    "prepare_pool", "prepare_model", "grade_questions@pool", "grade_questions@eval", "score_failures@pool",
+    "score_failures@eval", "build_database", "sample_questions", "generate_solutions", "verify_solutions",
+    "train_student", "evaluate@base", "evaluate@student",
 }
+AFTER_LEVELLING = {"build_database"} | {
+    "sample_questions", "generate_solutions", "verify_solutions", "train_student", "evaluate@student"}
 AFTER_SAMPLING = {"sample_questions", "generate_solutions", "verify_solutions", "train_student", "evaluate@student"}
 
 TINY = {
     "pool": {"gsm8k_limit": 2, "synthetic_per_tier": 3, "heldout_per_tier": 1, "gsm8k_test_limit": 2},
     "engine": {"backend": "transformers"},
     "grade": {"attempts": 2, "max_tokens": 24},
+    "prm": {"max_steps": 2, "max_attempts": 1},
     "sample": {"size": 5, "shortage": "fewer"},  # "fewer": a weight change always moves the tiny sample
     "teacher": {"backend": "openai", "model": "fake-teacher", "attempts": 3, "max_tokens": 64,
                 "keep_unverified": True},
@@ -143,8 +147,9 @@ def test_pipeline_behaviour(project: tuple[Path, dict[str, str]], teacher_server
     # (a) the first repro runs every stage and writes every metrics file.
     first = run(project, "dvc", "repro")
     assert ran_stages(first) == ALL_STAGES
-    for name in ("prepare_pool", "grade_questions", "build_database", "sample_questions", "generate_solutions",
-                 "verify_solutions", "train_student", "evaluate_base", "evaluate_student"):
+    for name in ("prepare_pool", "grade_pool", "grade_eval", "score_failures_pool", "score_failures_eval",
+                 "build_database", "sample_questions", "generate_solutions", "verify_solutions", "train_student",
+                 "evaluate_base", "evaluate_student"):
         assert (repo / "metrics" / f"{name}.json").is_file(), name
     run(project, "git", "add", "-A")
     run(project, "git", "commit", "-q", "-m", "first repro")
@@ -152,6 +157,22 @@ def test_pipeline_behaviour(project: tuple[Path, dict[str, str]], teacher_server
     # (c) a second repro is a no-op.
     again = run(project, "dvc", "repro")
     assert ran_stages(again) == set()
+
+    # Changing the level rule (edges, aggregation, attempt choice) would rerun the levelling and what
+    # follows, never the student's attempts nor the PRM scoring (checked dry: nothing runs).
+    params_path = repo / "params.yaml"
+    original = params_path.read_text()
+    for key, value in (("aggregate", "mean"), ("edges", "fixed"), ("score_attempt", "first")):
+        changed = yaml.safe_load(original)
+        changed["levels"][key] = value
+        params_path.write_text(yaml.safe_dump(changed, sort_keys=False))
+        dry = run(project, "dvc", "repro", "--dry")
+        assert ran_stages(dry) == AFTER_LEVELLING, (key, dry[-2000:])
+    params_path.write_text(original)
+    assert ran_stages(run(project, "dvc", "repro", "--dry")) == set()
+    database = json.loads((repo / "metrics/build_database.json").read_text())
+    assert database["grader_version"].startswith("prm:") and "generative:" in database["grader_version"]
+    assert sum(database["eval"]["level_histogram"].values()) == database["eval"]["questions"] > 0
 
     # The teacher answered each sampled question in one request (n natively), once.
     first_sample = sample_ids(repo)

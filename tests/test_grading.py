@@ -115,8 +115,26 @@ LEVEL_CASES = [
 
 # A fixed rule (not params.yaml's, which users tune) so these tables test the mechanism.
 RULE = LevelsParams(
-    rule="pass_rate_bands", solved_pass_rate=0.75, min_pass_rate={"medium": 0.5, "hard": 0.25, "very_hard": 0.01}
+    rule="pass_rate_bands", solved_pass_rate=0.75, min_pass_rate={"medium": 0.5, "hard": 0.25, "very_hard": 0.01},
+    edges="quantile", min_score={"medium": 0.75, "hard": 0.5, "very_hard": 0.25}, aggregate="min",
+    score_attempt="best",
 )
+PRM_RULE = LevelsParams.model_validate({**RULE.model_dump(), "rule": "prm"})
+
+
+def _prm_scores(steps: dict[tuple[str, int], list[float] | None]) -> pl.DataFrame:
+    """PRM step-score rows: (question, sample index) -> step scores (None: an attempt with no steps)."""
+    from adacot.schemas import PRM_SCORES
+
+    rows = []
+    for (qid, index), scores in steps.items():
+        if scores is None:
+            rows.append({"question_id": qid, "sample_index": index, "step_index": None, "step": None,
+                         "step_score": None, "grader": "generative:judge@1"})
+        for i, value in enumerate(scores or []):
+            rows.append({"question_id": qid, "sample_index": index, "step_index": i, "step": f"step {i}",
+                         "step_score": value, "grader": "generative:judge@1"})
+    return pl.DataFrame(rows, schema=PRM_SCORES)
 
 
 @pytest.mark.parametrize(("pass_rate", "level"), LEVEL_CASES)
@@ -193,3 +211,41 @@ def test_grade_then_level(tmp_path: Path, prompts: PromptSet, sampling: Sampling
     # q1: 1/4 -> hard; q2: 3/4 -> easy; q3: 1/4 -> hard.
     assert dict(zip(database["question_id"], database["level"])) == {"q1": "hard", "q2": "easy", "q3": "hard"}
     assert set(metrics["level_histogram"]) == set(LEVELS)
+
+
+def test_prm_rule_quantile_edges_split_the_failing_pool() -> None:
+    # Eight failing questions with distinct scores, one solved question: quartiles of the failing pool.
+    counts = {f"f{i}": (0, 4) for i in range(8)} | {"s4": (4, 4)}
+    steps = {(f"f{i}", 0): [0.9, 0.1 * i + 0.05] for i in range(8)}  # min aggregation -> 0.05 .. 0.75
+    table, metrics = assign_levels(_pool(list(counts)), _attempts(counts), PRM_RULE, _prm_scores(steps))
+    levels = dict(zip(table["question_id"], table["level"]))
+    assert levels["s4"] == "easy"
+    assert [levels[f"f{i}"] for i in range(8)] == ["extreme"] * 2 + ["very_hard"] * 2 + ["hard"] * 2 + ["medium"] * 2
+    assert metrics["level_histogram"] == {"easy": 1, "medium": 2, "hard": 2, "very_hard": 2, "extreme": 2}
+    scores = dict(zip(table["question_id"], table["prm_score"]))
+    assert scores["s4"] is None and scores["f7"] == pytest.approx(0.75)
+    assert metrics["score_edges"]["medium"] == pytest.approx(0.575)  # linear 75th percentile of 0.05..0.75
+    version = metrics["grader_version"]
+    assert version.startswith("prm:") and '"grader":"generative:judge@1"' in version and '"edges":"quantile"' in version
+    assert set(table["grader_version"]) == {version}
+
+
+def test_prm_rule_fixed_edges_aggregation_and_attempt_choice() -> None:
+    counts = {"a": (1, 4), "b": (0, 4), "c": (0, 4)}
+    steps = {("a", 1): [0.9, 0.8], ("a", 2): [0.4, 0.95], ("b", 0): [0.6, 0.3], ("c", 0): None}
+    fixed = LevelsParams.model_validate({**PRM_RULE.model_dump(), "edges": "fixed"})
+    table, metrics = assign_levels(_pool(list(counts)), _attempts(counts), fixed, _prm_scores(steps))
+    got = dict(zip(table["question_id"], zip(table["prm_score"], table["level"])))
+    # best attempt by min: a -> max(0.8, 0.4) = 0.8 (medium); b -> 0.3 (very_hard); c: no steps -> 0 (extreme)
+    assert got == {"a": (pytest.approx(0.8), "medium"), "b": (pytest.approx(0.3), "very_hard"), "c": (0.0, "extreme")}
+    assert metrics["score_edges"] == {"medium": 0.75, "hard": 0.5, "very_hard": 0.25}
+    # The same scores under another aggregation / attempt choice give other levels, without rescoring.
+    mean_first = LevelsParams.model_validate({**fixed.model_dump(), "aggregate": "mean", "score_attempt": "first"})
+    table2, metrics2 = assign_levels(_pool(list(counts)), _attempts(counts), mean_first, _prm_scores(steps))
+    assert dict(zip(table2["question_id"], table2["prm_score"]))["a"] == pytest.approx(0.85)
+    assert metrics2["grader_version"] != metrics["grader_version"]
+
+
+def test_prm_rule_needs_scores() -> None:
+    with pytest.raises(ValueError, match="score_failures"):
+        assign_levels(_pool(["a"]), _attempts({"a": (0, 4)}), PRM_RULE)

@@ -34,7 +34,7 @@ def api_params(*urls: str, **overrides: object) -> ApiParams:
     values: dict[str, object] = {
         "base_urls": list(urls), "api_key_env": None, "max_concurrency": 16, "request_timeout_s": 5.0,
         "max_retries": 4, "backoff_initial_s": 0.01, "backoff_max_s": 0.1, "requests_per_minute": None,
-        "tokens_per_minute": None, "native_n": True,
+        "tokens_per_minute": None, "native_n": True, "transport": "sdk",
     }
     values.update(overrides)
     return ApiParams.model_validate(values)
@@ -44,9 +44,13 @@ def conversations(count: int, tag: str = "q") -> list[tuple[dict[str, str], ...]
     return [({"role": "system", "content": "Solve."}, {"role": "user", "content": f"{tag} {i}"}) for i in range(count)]
 
 
-def test_chat_completions_with_usage_reasoning_and_native_n() -> None:
+TRANSPORTS = pytest.mark.parametrize("transport", ["sdk", "aiohttp"])
+
+
+@TRANSPORTS
+def test_chat_completions_with_usage_reasoning_and_native_n(transport: str) -> None:
     with FakeOpenAIServer(reasoning=True, model="deepseek-reasoner") as server:
-        model = OpenAIChatModel("deepseek-reasoner", api_params(server.base_url), None, seed=3)
+        model = OpenAIChatModel("deepseek-reasoner", api_params(server.base_url, transport=transport), None, seed=3)
         assert isinstance(model, StreamingChatModel)
         out = model.complete(conversations(5), SAMPLING, 3)
     assert [len(row) for row in out] == [3] * 5
@@ -64,9 +68,10 @@ def test_chat_completions_with_usage_reasoning_and_native_n() -> None:
     assert model.stats.as_metrics()["answered"] == 15
 
 
-def test_n_is_fanned_out_when_the_server_refuses_it() -> None:
+@TRANSPORTS
+def test_n_is_fanned_out_when_the_server_refuses_it(transport: str) -> None:
     with FakeOpenAIServer(supports_n=False) as server:
-        model = OpenAIChatModel("m", api_params(server.base_url), None, seed=10)
+        model = OpenAIChatModel("m", api_params(server.base_url, transport=transport), None, seed=10)
         out = model.complete(conversations(4), SAMPLING, 3)
     assert [len(row) for row in out] == [3] * 4
     # Distinct seeds per fanned-out sample, so the samples differ where the server honours seeds.
@@ -85,11 +90,13 @@ def test_requests_are_balanced_over_base_urls() -> None:
     assert a.answered >= 10 and b.answered >= 10
 
 
-def test_fault_drill_every_request_answered_once_or_recorded_as_error(tmp_path: Path) -> None:
+@TRANSPORTS
+def test_fault_drill_every_request_answered_once_or_recorded_as_error(tmp_path: Path, transport: str) -> None:
     """20% 429 with Retry-After, 500s, answers past the timeout, empty 200s, dropped connections."""
     faults = Faults(rate_limited=0.2, server_error=0.05, slow=0.05, empty=0.05, drop=0.05, slow_s=1.5)
     with FakeOpenAIServer(faults=faults, seed=7) as server:
-        api = api_params(server.base_url, request_timeout_s=0.5, max_retries=12, max_concurrency=32)
+        api = api_params(server.base_url, request_timeout_s=0.5, max_retries=12, max_concurrency=32,
+                         transport=transport)
         model = OpenAIChatModel("m", api, None)
         cache = ResponseCache(tmp_path / "cache")
         out, stats = cached_complete(model, conversations(150), SAMPLING, 2, cache, progress=False)
@@ -117,16 +124,18 @@ def test_fault_drill_every_request_answered_once_or_recorded_as_error(tmp_path: 
         assert all(again_rows[i].cached for i in answered)
 
 
-def test_failed_requests_become_error_rows_and_are_never_cached(tmp_path: Path) -> None:
+@TRANSPORTS
+def test_failed_requests_become_error_rows_and_are_never_cached(tmp_path: Path, transport: str) -> None:
     with FakeOpenAIServer(faults=Faults(server_error=1.0)) as server:
-        api = api_params(server.base_url, max_retries=2)
+        api = api_params(server.base_url, max_retries=2, transport=transport)
         cache = ResponseCache(tmp_path / "cache")
         out, stats = cached_complete(OpenAIChatModel("m", api, None), conversations(3), SAMPLING, 1, cache,
                                      progress=False)
         assert server.outcomes == {"server_error": 9}  # 3 requests x (1 + 2 retries)
     assert stats.errors == 3 and stats.misses == 0
     assert all(row[0].failed for row in out)
-    assert "gave up after 3 attempt(s); last: http_500: HTTP 500" in out[0][0].error
+    assert out[0][0].error.startswith("gave up after 3 attempt(s); last: http_500: HTTP 500")
+    assert out[0][0].error.endswith("internal error")
     assert len(cache) == 0
 
 
@@ -155,12 +164,13 @@ def test_retry_after_http_date() -> None:
     assert 25 < (_retry_after({"retry-after": when}) or 0) <= 30
 
 
-def test_bad_key_stops_the_run() -> None:
+@TRANSPORTS
+def test_bad_key_stops_the_run(transport: str) -> None:
     with FakeOpenAIServer(api_key="right-key") as server:
-        model = OpenAIChatModel("m", api_params(server.base_url), "wrong-key")
+        model = OpenAIChatModel("m", api_params(server.base_url, transport=transport), "wrong-key")
         with pytest.raises(ApiFatalError, match="refused the API key"):
             model.complete(conversations(2), SAMPLING, 1)
-        good = OpenAIChatModel("m", api_params(server.base_url), "right-key")
+        good = OpenAIChatModel("m", api_params(server.base_url, transport=transport), "right-key")
         assert len(good.complete(conversations(2), SAMPLING, 1)) == 2
     assert "right-key" not in repr(good)
 

@@ -160,9 +160,9 @@ def make_database(counts: dict[str, int]) -> pl.DataFrame:
             rows.append({
                 "question_id": f"q-{i:04d}-{level}", "source": "synthetic", "question": f"{level} question {i}",
                 "gold": str(i), "generator_tier": 1, "attempts": 4, "correct": 0, "pass_rate": 0.0,
-                "level": level, "grader_version": "test", "completion_tokens": 10,
+                "prm_score": None, "level": level, "grader_version": "test", "completion_tokens": 10,
             })
-    return conform(pl.DataFrame(rows), DATABASE, "database")
+    return conform(pl.DataFrame(rows, schema_overrides={"prm_score": pl.Float64}), DATABASE, "database")
 
 
 def test_sample_questions_same_seed_same_frame() -> None:
@@ -245,3 +245,50 @@ def test_sample_questions_reproducible_across_processes() -> None:
     here = hashlib.sha256(",".join(sample["question_id"]).encode()).hexdigest()
     assert len(hashes[0]) == 64
     assert hashes[0] == hashes[1] == here
+
+
+def test_random_strategy_ignores_levels_same_size_and_seed() -> None:
+    database = make_database({"easy": 80, "medium": 5, "hard": 5, "very_hard": 5, "extreme": 5})
+    sample, metrics = sample_questions(database, PAPER_SHARES, 40, seed=3, shortage="nearest", strategy="random")
+    again, _ = sample_questions(database, PAPER_SHARES, 40, seed=3, shortage="nearest", strategy="random")
+    assert sample.equals(again) and sample.height == 40
+    assert sample["question_id"].n_unique() == 40
+    assert metrics["strategy"] == "random"
+    assert sum(metrics["effective_quota"].values()) == 40
+    # Uniform over the pool: the easy-heavy pool shows through (adaptive would give easy 0.3 * 40 = 12).
+    assert metrics["effective_quota"]["easy"] > 20
+    adaptive, _ = sample_questions(database, PAPER_SHARES, 40, seed=3, shortage="nearest")
+    assert set(adaptive["question_id"]) != set(sample["question_id"])
+
+
+def test_random_strategy_shortage() -> None:
+    database = make_database({"easy": 3})
+    sample, _ = sample_questions(database, PAPER_SHARES, 10, seed=0, shortage="fewer", strategy="random")
+    assert sample.height == 3
+    with pytest.raises(ShortageError, match="fewer than sample.size=10"):
+        sample_questions(database, PAPER_SHARES, 10, seed=0, shortage="fail", strategy="random")
+
+
+def test_p_eval_from_a_fixture_histogram_changes_the_sample() -> None:
+    from adacot.sampling import eval_shares
+
+    eval_db = make_database({"easy": 1, "medium": 1, "hard": 2, "very_hard": 0, "extreme": 6})
+    shares = eval_shares(eval_db)
+    assert shares == {"easy": 0.1, "medium": 0.1, "hard": 0.2, "very_hard": 0.0, "extreme": 0.6}
+    database = make_database({lv: 30 for lv in LEVELS})
+    sample, metrics = sample_questions(database, shares, 20, seed=0, shortage="nearest")
+    assert metrics["effective_quota"] == {"easy": 2, "medium": 2, "hard": 4, "very_hard": 0, "extreme": 12}
+    by_weights, _ = sample_questions(database, PAPER_SHARES, 20, seed=0, shortage="nearest")
+    assert by_weights["level"].value_counts().sort("level").rows() != sample["level"].value_counts().sort("level").rows()
+    with pytest.raises(ValueError, match="no graded questions"):
+        eval_shares(eval_db.head(0))
+
+
+def test_eval_overlap_counts_evaluation_questions_in_the_sample() -> None:
+    from adacot.sampling import eval_overlap
+
+    database = make_database({"easy": 5})
+    eval_db = make_database({"medium": 2}).with_columns(
+        question=pl.Series(["EASY question 1!", "something else"]))
+    assert eval_overlap(database, eval_db) == 1
+    assert eval_overlap(database, make_database({"medium": 2})) == 0

@@ -117,7 +117,7 @@ def test_stage_fails_on_bad_params_before_any_work(tmp_path: Path) -> None:
     out = tmp_path / "sample.parquet"
     done = subprocess.run(
         [sys.executable, str(root / "stages/sample_questions.py"), "--params", str(bad), "--database", "missing.parquet",
-         "--sample", str(out), "--metrics", str(tmp_path / "m.json")],
+         "--eval-database", "missing.parquet", "--sample", str(out), "--metrics", str(tmp_path / "m.json")],
         capture_output=True, text=True,
     )
     assert done.returncode != 0

@@ -93,6 +93,9 @@ class ApiParams(Section):
     requests_per_minute: int | None = Field(gt=0)
     tokens_per_minute: int | None = Field(gt=0)
     native_n: bool = Field(description="ask n samples in one request; off (or refused) = one request each")
+    transport: Literal["sdk", "aiohttp"] = Field(
+        description="sdk: the official openai client (default); aiohttp: a lean direct path for fast server farms"
+    )
 
     @model_validator(mode="after")
     def _check_urls(self) -> ApiParams:
@@ -126,39 +129,74 @@ class GradeParams(SamplingParamsSection):
 
 
 class LevelsParams(Section):
-    """`levels`: the rule that turns a question's attempts into one of the five levels.
+    """`levels`: the rule that turns a question's attempts (and PRM scores) into one of the five levels.
 
-    ``easy`` is a solved question (pass rate >= ``solved_pass_rate``); the failing levels are pass-rate
-    bands: a question takes the first failing level whose ``min_pass_rate`` it reaches, else ``extreme``.
+    ``easy`` is a solved question (pass rate >= ``solved_pass_rate``). The failing questions are levelled
+    by ``rule``: ``prm`` (the paper) orders them by the PRM score of their failed reasoning, cut at
+    ``edges`` (``quantile``: equal shares of the failing pool; ``fixed``: a question takes the first
+    failing level whose ``min_score`` it reaches, else ``extreme``); ``pass_rate_bands`` cuts them by pass
+    rate at ``min_pass_rate`` instead. ``aggregate`` turns step scores into an attempt score and
+    ``score_attempt`` picks which failing attempt's score is the question's. All of it is applied in
+    build_database, so changing any of it never reruns the student or the PRM.
     """
 
-    rule: Literal["pass_rate_bands"]
+    rule: Literal["prm", "pass_rate_bands"]
     solved_pass_rate: float = Field(gt=0, le=1)
     min_pass_rate: dict[str, float]
+    edges: Literal["quantile", "fixed"]
+    min_score: dict[str, float]
+    aggregate: Literal["min", "mean", "product", "last"]
+    score_attempt: Literal["best", "first", "mean"]
 
     @model_validator(mode="after")
     def _check_bands(self) -> LevelsParams:
         expected = list(FAILING_LEVELS[:-1])
-        if sorted(self.min_pass_rate) != sorted(expected):
-            raise ValueError(
-                f"levels.min_pass_rate must have exactly the keys {expected} (extreme is what is left); "
-                f"got {sorted(self.min_pass_rate)}"
-            )
+        for name in ("min_pass_rate", "min_score"):
+            table = getattr(self, name)
+            if sorted(table) != sorted(expected):
+                raise ValueError(
+                    f"levels.{name} must have exactly the keys {expected} (extreme is what is left); "
+                    f"got {sorted(table)}"
+                )
         edges = [self.solved_pass_rate] + [self.min_pass_rate[level] for level in expected]
         if any(not 0 <= e <= 1 for e in edges) or any(a <= b for a, b in zip(edges, edges[1:])):
             raise ValueError(
                 "levels thresholds must fall strictly from solved_pass_rate through "
                 f"{', '.join(expected)} and lie in [0, 1]; got {edges}"
             )
+        scores = [self.min_score[level] for level in expected]
+        if any(not 0 <= e <= 1 for e in scores) or any(a <= b for a, b in zip(scores, scores[1:])):
+            raise ValueError(f"levels.min_score must fall strictly from medium to very_hard within [0, 1]; got {scores}")
         return self
 
 
+class PrmParams(Section):
+    """`prm`: the process-reward grader that scores the student's failed reasoning, step by step.
+
+    ``generative``: a chat model judges each step through the probability of "Yes" vs "No" as its next
+    token (works with any chat model; the bundled one by default). ``discriminative``: a PRM run through
+    vLLM's pooling runner (``token_classify``), its step scores read at the end of each step.
+    ``none``: no scoring (only ``levels.rule: pass_rate_bands`` is then possible).
+    """
+
+    kind: Literal["generative", "discriminative", "none"]
+    model: str = Field(min_length=1, description="'base' (the prepared student base) or a local HF folder")
+    max_steps: int = Field(gt=0, description="steps scored per attempt (the last ones: where it went wrong)")
+    max_attempts: int = Field(gt=0, description="failing attempts scored per question")
+    max_step_chars: int = Field(gt=0, description="a longer step is cut to its last characters")
+
+
 class DistParams(Section):
-    """`dist`: the target difficulty distribution (P_C weights per level, normalized)."""
+    """`dist`: the target difficulty distribution.
+
+    ``from: weights`` is P_C: one weight per level, normalized (a curriculum whose weights fall with
+    difficulty is the paper's). ``from: eval`` is P_eval: the student's own level histogram on the
+    evaluation set, graded exactly like the pool; the weights are then ignored (but still validated).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    source: Literal["weights"] = Field(alias="from")
+    source: Literal["weights", "eval"] = Field(alias="from")
     easy: float
     medium: float
     hard: float
@@ -186,10 +224,15 @@ class DistParams(Section):
 
 
 class SampleParams(Section):
-    """`sample`: how many questions to draw and what to do when a level runs short."""
+    """`sample`: how many questions to draw, how, and what to do when a level runs short.
+
+    ``strategy: adaptive`` draws by the difficulty distribution; ``random`` draws uniformly from the whole
+    pool (same N, same seed): the paper's non-adaptive baseline for the ablation.
+    """
 
     size: int = Field(gt=0)
     shortage: Literal["nearest", "fewer", "fail"]
+    strategy: Literal["adaptive", "random"]
 
 
 class TeacherParams(SamplingParamsSection):
@@ -233,7 +276,7 @@ class EvaluateParams(SamplingParamsSection):
 
 
 class Params(Section):
-    """The whole ``params.yaml``."""
+    """The whole ``params.yaml``; cross-section rules are checked here."""
 
     seed: int
     pool: PoolParams
@@ -243,6 +286,7 @@ class Params(Section):
     api: ApiParams
     prices: dict[str, PriceParams] = Field(description="USD per million tokens by model name; unlisted = 0")
     grade: GradeParams
+    prm: PrmParams
     levels: LevelsParams
     dist: DistParams
     sample: SampleParams
@@ -250,6 +294,13 @@ class Params(Section):
     verify: VerifyParams
     sft: SftParams
     evaluate: EvaluateParams
+
+    @model_validator(mode="after")
+    def _check_cross_sections(self) -> Params:
+        if self.levels.rule == "prm" and self.prm.kind == "none":
+            raise ValueError("levels.rule=prm needs a PRM grader: set prm.kind to generative or discriminative, "
+                             "or levels.rule to pass_rate_bands")
+        return self
 
 
 S = TypeVar("S", bound=BaseModel)

@@ -4,7 +4,10 @@
 caps each level at what it holds, and applies the shortage policy: ``nearest`` hands a short level's
 remainder to the nearest levels that still have questions, ``fewer`` samples fewer, ``fail`` raises.
 ``sample_questions`` draws the quotas without replacement with a seed, so the same seed gives the same
-rows. This module does not grade and does not choose the distribution's weights (params do).
+rows; with ``strategy="random"`` it ignores levels and draws N uniformly from the whole pool (the
+non-adaptive baseline of the ablation). ``eval_shares`` turns an evaluation set's levels into P_eval,
+and ``eval_overlap`` checks that no sampled question is an evaluation question. This module does not
+grade and does not choose the distribution's weights (params do).
 """
 
 from __future__ import annotations
@@ -69,18 +72,28 @@ def allocate_quotas(
 
 
 def sample_questions(
-    database: pl.DataFrame, shares: dict[str, float], n: int, seed: int, shortage: str
+    database: pl.DataFrame, shares: dict[str, float], n: int, seed: int, shortage: str, strategy: str = "adaptive"
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Draw the sample and report requested vs effective distribution."""
     database = conform(database, DATABASE, "database").sort("question_id")
     available = {lv: int((database["level"] == lv).sum()) for lv in LEVELS}
-    quotas, ideal = allocate_quotas(n, shares, available, shortage)
-    parts = []
-    for index, level in enumerate(LEVELS):
-        pool = database.filter(pl.col("level") == level)
-        if quotas[level]:
-            parts.append(pool.sample(n=quotas[level], seed=seed + index, shuffle=True))
-    sample = pl.concat(parts) if parts else database.head(0)
+    if strategy == "random":
+        size = min(n, database.height)
+        if size < n and shortage == "fail":
+            raise ShortageError(f"the pool holds {database.height} questions, fewer than sample.size={n}")
+        sample = database.sample(n=size, seed=seed, shuffle=True)
+        quotas = {lv: int((sample["level"] == lv).sum()) for lv in LEVELS}
+        ideal = quotas
+    elif strategy == "adaptive":
+        quotas, ideal = allocate_quotas(n, shares, available, shortage)
+        parts = []
+        for index, level in enumerate(LEVELS):
+            pool = database.filter(pl.col("level") == level)
+            if quotas[level]:
+                parts.append(pool.sample(n=quotas[level], seed=seed + index, shuffle=True))
+        sample = pl.concat(parts) if parts else database.head(0)
+    else:
+        raise ValueError(f"unknown sample strategy {strategy!r}: use adaptive or random")
     sample = conform(
         sample.with_columns(target_share=pl.col("level").replace_strict(shares, default=0.0, return_dtype=pl.Float64)),
         SAMPLE,
@@ -88,6 +101,7 @@ def sample_questions(
     )
     size = sample.height
     metrics = {
+        "strategy": strategy,
         "requested_size": n,
         "effective_size": size,
         "available": available,
@@ -98,3 +112,18 @@ def sample_questions(
         "shortage_policy": shortage,
     }
     return sample, metrics
+
+
+def eval_shares(eval_database: pl.DataFrame) -> dict[str, float]:
+    """P_eval: the share of each level in the student's graded evaluation set."""
+    if eval_database.height == 0:
+        raise ValueError("dist.from=eval but the evaluation set has no graded questions")
+    return {lv: int((eval_database["level"] == lv).sum()) / eval_database.height for lv in LEVELS}
+
+
+def eval_overlap(sample: pl.DataFrame, eval_questions: pl.DataFrame) -> int:
+    """Sampled questions whose normalized text is an evaluation question (must be 0: no training on eval)."""
+    from adacot.pools import normalize_text
+
+    eval_keys = {normalize_text(q) for q in eval_questions["question"].to_list()}
+    return sum(normalize_text(q) in eval_keys for q in sample["question"].to_list())

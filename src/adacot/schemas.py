@@ -55,9 +55,19 @@ DATABASE: Schema = {
     "attempts": pl.Int32(),
     "correct": pl.Int32(),
     "pass_rate": pl.Float64(),
+    "prm_score": pl.Float64(),  # the failed reasoning's PRM score (null: solved, or rule pass_rate_bands)
     "level": pl.String(),
     "grader_version": pl.String(),
     "completion_tokens": pl.Int64(),
+}
+
+PRM_SCORES: Schema = {
+    "question_id": pl.String(),
+    "sample_index": pl.Int32(),
+    "step_index": pl.Int32(),  # null: the attempt had no reasoning to score
+    "step": pl.String(),
+    "step_score": pl.Float64(),
+    "grader": pl.String(),
 }
 
 # The sample records each row's requested level share, so the sample (and what follows) is rebuilt whenever

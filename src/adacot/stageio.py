@@ -77,6 +77,13 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+def write_json(path: str | Path, value: Any) -> None:
+    """Write one JSON document (DVC plot data: a list of row objects), creating parent folders."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(value, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
     """Write rows as JSONL; returns the count."""
     target = Path(path)

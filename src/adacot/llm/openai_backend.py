@@ -177,15 +177,20 @@ class OpenAIChatModel:
     async def _run(
         self, conversations: Sequence[Conversation], sampling: Sampling, n: int, on_result: ResultCallback
     ) -> None:
-        from openai import AsyncOpenAI, DefaultAioHttpClient
+        clients: list[Any]
+        if self._api.transport == "aiohttp":
+            clients = [_AiohttpClient(url, self._key, self._api.request_timeout_s, self._api.max_concurrency)
+                       for url in self._api.base_urls]
+        else:
+            from openai import AsyncOpenAI, DefaultAioHttpClient
 
-        clients = [
-            AsyncOpenAI(
-                base_url=url, api_key=self._key or "EMPTY", max_retries=0, timeout=self._api.request_timeout_s,
-                http_client=DefaultAioHttpClient(),
-            )
-            for url in self._api.base_urls
-        ]
+            clients = [
+                AsyncOpenAI(
+                    base_url=url, api_key=self._key or "EMPTY", max_retries=0, timeout=self._api.request_timeout_s,
+                    http_client=DefaultAioHttpClient(),
+                )
+                for url in self._api.base_urls
+            ]
         in_flight = [0] * len(clients)
         gate = asyncio.Semaphore(self._api.max_concurrency)
         limiter = _Limiter(self._api.requests_per_minute, self._api.tokens_per_minute)
@@ -266,6 +271,13 @@ class OpenAIChatModel:
             "model": self._model, "messages": messages, "max_tokens": sampling.max_tokens,
             "temperature": sampling.temperature, "top_p": sampling.top_p, "n": n, "seed": seed,
         }
+        if isinstance(client, _AiohttpClient):
+            status, headers, response, text = await client.post(body)
+            if status != 200:
+                self._raise_for_status(status, text, headers, n)
+            if not isinstance(response, dict) or not response.get("choices"):
+                raise _Retry("empty_body", f"HTTP 200 without choices: {_short(text) or 'empty body'}")
+            return response
         try:
             # The client's low-level post with the same endpoint, auth, headers and error types as
             # ``chat.completions.create``, minus its per-call recursive transform of the params (plain JSON
@@ -281,22 +293,7 @@ class OpenAIChatModel:
         except openai.APIConnectionError as exc:
             raise _Retry("connection", _short(str(exc.__cause__ or exc))) from exc
         except openai.APIStatusError as exc:
-            status = exc.status_code
-            detail = _short(f"HTTP {status}: {exc.message}")
-            if status in (401, 403):
-                raise ApiFatalError(f"the server refused the API key ({detail}); check api.api_key_env") from None
-            if status == 404:
-                raise ApiFatalError(f"model {self._model!r} not found on the server ({detail})") from None
-            if status == 429:
-                raise _Retry("rate_limited", detail, _retry_after(exc.response.headers)) from exc
-            if status >= 500 or status in (408, 409):
-                raise _Retry(f"http_{status}", detail, _retry_after(exc.response.headers)) from exc
-            if n > 1 and status in (400, 422) and re.search(r"\bn\b", exc.message):
-                self._native_n = False
-                self.stats.fanned_out = True
-                logger.warning("server refused n=%d (%s): asking one sample per request from now on", n, detail)
-                raise _NoNativeN from None
-            raise _Retry(f"http_{status}", detail) from exc  # other 4xx: retried, then an error row
+            self._raise_for_status(exc.status_code, exc.message, exc.response.headers, n)
         except openai.APIResponseValidationError as exc:
             raise _Retry("bad_body", _short(str(exc))) from exc
         except ValueError as exc:  # an empty or non-JSON 200 body fails to decode
@@ -304,6 +301,24 @@ class OpenAIChatModel:
         if not isinstance(response, dict) or not response.get("choices"):
             raise _Retry("empty_body", f"HTTP 200 without choices: {_short(str(response)) or 'empty body'}")
         return response
+
+    def _raise_for_status(self, status: int, message: str, headers: Any, n: int) -> None:
+        """Map a non-200 answer to a retry (with the server's Retry-After), a fan-out switch or a fatal stop."""
+        detail = _short(f"HTTP {status}: {message}")
+        if status in (401, 403):
+            raise ApiFatalError(f"the server refused the API key ({detail}); check api.api_key_env")
+        if status == 404:
+            raise ApiFatalError(f"model {self._model!r} not found on the server ({detail})")
+        if status == 429:
+            raise _Retry("rate_limited", detail, _retry_after(headers))
+        if status >= 500 or status in (408, 409):
+            raise _Retry(f"http_{status}", detail, _retry_after(headers))
+        if n > 1 and status in (400, 422) and re.search(r"\bn\b", message):
+            self._native_n = False
+            self.stats.fanned_out = True
+            logger.warning("server refused n=%d (%s): asking one sample per request from now on", n, detail)
+            raise _NoNativeN
+        raise _Retry(f"http_{status}", detail)  # other 4xx: retried, then an error row
 
     def _parse(self, response: dict[str, Any], n: int, latency_s: float) -> list[Completion]:
         try:
@@ -337,6 +352,53 @@ class OpenAIChatModel:
         self.stats.answered += len(results)
         self.stats.latency_s_total += latency_s * len(results)
         return results
+
+
+class _AiohttpClient:
+    """The lean transport (``api.transport: aiohttp``): one aiohttp session posting chat JSON directly.
+
+    Same requests, same retries and accounting as the SDK path, without the SDK's per-request work
+    (~1.5 ms of CPU): for many fast servers (a farm of vLLM servers) where the client's CPU is the limit.
+    """
+
+    def __init__(self, base_url: str, key: str | None, timeout_s: float, connections: int) -> None:
+        import aiohttp
+
+        self._url = base_url.rstrip("/") + "/chat/completions"
+        headers = {"Content-Type": "application/json"}
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        self._session = aiohttp.ClientSession(
+            headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_s),
+            connector=aiohttp.TCPConnector(limit=connections),
+        )
+        self._timeout_s = timeout_s
+
+    async def post(self, body: dict[str, Any]) -> tuple[int, Any, Any, str]:
+        """(status, headers, parsed JSON or None, raw text) of one POST; network failures become ``_Retry``."""
+        import json
+
+        import aiohttp
+
+        try:
+            async with self._session.post(self._url, json=body) as response:
+                text = await response.text()
+                status, headers = response.status, response.headers
+        except asyncio.TimeoutError as exc:
+            raise _Retry("timeout", f"no answer within {self._timeout_s}s") from exc
+        except aiohttp.ClientError as exc:
+            raise _Retry("connection", _short(f"{type(exc).__name__}: {exc}")) from exc
+        try:
+            parsed = json.loads(text) if text else None
+        except ValueError:
+            parsed = None
+        if status != 200 and isinstance(parsed, dict):
+            error = parsed.get("error")
+            text = str(error.get("message", error)) if isinstance(error, dict) else text
+        return status, headers, parsed, text
+
+    async def close(self) -> None:
+        await self._session.close()
 
 
 @dataclass

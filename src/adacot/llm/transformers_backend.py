@@ -82,5 +82,34 @@ class TransformersChatModel:
                 results.append(row)
         return results
 
+    def yes_probability(self, conversations: Sequence[Conversation]) -> list[float]:
+        """P(Yes) / (P(Yes) + P(No)) over the next token of each conversation (the generative PRM judge)."""
+        from adacot.prm import yes_share
+
+        torch = self._torch
+        yes_ids = self._word_ids(("Yes", " Yes", "yes", " yes", "YES"))
+        no_ids = self._word_ids(("No", " No", "no", " no", "NO"))
+        scores: list[float] = []
+        for start in range(0, len(conversations), self._batch_size):
+            batch = conversations[start : start + self._batch_size]
+            prompts = [
+                self._tokenizer.apply_chat_template(list(c), tokenize=False, add_generation_prompt=True) for c in batch
+            ]
+            encoded = self._tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+            with torch.no_grad():
+                logits = self._model(**encoded).logits[:, -1, :]  # left padding: the last position is the next token
+            probs = torch.softmax(logits.float(), dim=-1)
+            for row in probs:
+                scores.append(yes_share(float(row[yes_ids].sum()), float(row[no_ids].sum())))
+        return scores
+
+    def _word_ids(self, spellings: tuple[str, ...]) -> list[int]:
+        ids = set()
+        for spelling in spellings:
+            tokens = self._tokenizer.encode(spelling, add_special_tokens=False)
+            if len(tokens) == 1:
+                ids.add(tokens[0])
+        return sorted(ids)
+
     def close(self) -> None:
         del self._model

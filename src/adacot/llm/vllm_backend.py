@@ -91,6 +91,105 @@ class VllmChatModel:
             for out in outputs
         ]
 
+    def yes_probability(self, conversations: Sequence[Conversation]) -> list[float]:
+        """P(Yes) / (P(Yes) + P(No)) over the next token of each conversation (the generative PRM judge).
+
+        Read from the 20 most likely next tokens: every spelling of yes / no among them counts (" Yes",
+        "yes", ...); neither among them gives 0.5 (undecided).
+        """
+        import math
+
+        from vllm import SamplingParams
+
+        from adacot.prm import yes_share
+
+        params = SamplingParams(max_tokens=1, temperature=0.0, logprobs=20)
+        outputs = self._llm.chat([list(c) for c in conversations], params, use_tqdm=len(conversations) > 200)
+        scores = []
+        for out in outputs:
+            top = (out.outputs[0].logprobs or [{}])[0]
+            p_yes = p_no = 0.0
+            for logprob in top.values():
+                word = (logprob.decoded_token or "").strip().lower()
+                if word == "yes":
+                    p_yes += math.exp(logprob.logprob)
+                elif word == "no":
+                    p_no += math.exp(logprob.logprob)
+            scores.append(yes_share(p_yes, p_no))
+        return scores
+
     def close(self) -> None:
         # Dropping the engine lets vLLM shut its worker processes down before the stage exits.
+        del self._llm
+
+
+class VllmProcessRewardModel:
+    """A discriminative PRM run through vLLM's pooling runner (``token_classify``), scoring solution steps.
+
+    A model whose architecture is a PRM (e.g. Qwen2.5-Math-PRM-7B) is loaded as it is; a plain causal LM
+    (the bundled model, to test the path on CPU) is converted with a classification head (its scores then
+    mean nothing). Each (question, steps) is one prompt: the chat-templated question, then the steps, each
+    followed by the model's step separator (``<extra_0>`` where the vocabulary has it, else a blank line);
+    a step's score is the last label's probability at the separator's last token.
+    """
+
+    def __init__(self, path: Path, model_id: str, engine: EngineParams, seed: int) -> None:
+        import json
+
+        if _on_cpu():
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(engine.cpu_kvcache_space_gib))
+            os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
+            os.environ.setdefault("OMP_NUM_THREADS", str(engine.cpu_threads))
+        if engine.in_process:
+            os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+        from vllm import LLM
+        from vllm.config.pooler import PoolerConfig
+
+        architectures = json.loads((path / "config.json").read_text()).get("architectures") or []
+        causal_lm = any(a.endswith("ForCausalLM") for a in architectures)
+        self._llm = LLM(
+            model=str(path), runner="pooling", convert="classify" if causal_lm else "auto",
+            pooler_config=PoolerConfig(task="token_classify"), dtype=engine.dtype,
+            max_model_len=engine.max_model_len, enforce_eager=engine.enforce_eager, seed=seed,
+        )
+        self._tokenizer = self._llm.get_tokenizer()
+        vocab = self._tokenizer.get_vocab()
+        self.separator = "<extra_0>" if "<extra_0>" in vocab else "\n\n"
+        self._max_len = engine.max_model_len
+        self._model_id = model_id
+
+    @property
+    def grader_id(self) -> str:
+        return f"discriminative:{self._model_id}"
+
+    def _prompt(self, question: str, steps: list[str]) -> tuple[list[int], list[int]]:
+        messages = [{"role": "user", "content": question}]
+        ids = list(self._tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True))
+        if isinstance(ids, dict) or (ids and not isinstance(ids[0], int)):  # BatchEncoding in some versions
+            ids = list(ids["input_ids"])  # type: ignore[index]
+        positions = []
+        for step in steps:
+            ids.extend(self._tokenizer.encode(step + self.separator, add_special_tokens=False))
+            positions.append(len(ids) - 1)
+        return ids, positions
+
+    def score(self, items: Sequence[tuple[str, list[str]]]) -> list[list[float]]:
+        prompts, positions, keep = [], [], []
+        for question, steps in items:
+            ids, pos = self._prompt(question, steps)
+            # Too long for the engine: drop the earliest steps' tokens is not possible without re-templating,
+            # so such an attempt scores only the steps that fit (the rest get 0.5, undecided).
+            fits = [p for p in pos if p < self._max_len]
+            keep.append(len(fits))
+            prompts.append({"prompt_token_ids": ids[: self._max_len]})
+            positions.append(fits)
+        outputs = self._llm.encode(prompts, pooling_task="token_classify", use_tqdm=len(prompts) > 50) if prompts else []
+        scores = []
+        for out, pos, (_, steps) in zip(outputs, positions, items):
+            data = out.outputs.data
+            row = [float(data[p][-1]) for p in pos]
+            scores.append(row + [0.5] * (len(steps) - len(row)))
+        return scores
+
+    def close(self) -> None:
         del self._llm

@@ -1,0 +1,218 @@
+"""Process-reward grading of the student's failed attempts: split into steps, score each step, level.
+
+This is the paper's second grading pass: a question the student does not solve is placed among the
+failing levels by how sound its failed reasoning was, as a process reward model (PRM) judges it step by
+step. Two graders produce step scores in [0, 1] (``StepScorer``):
+
+- a *generative judge* (``kind: generative``): any chat model is shown the problem, the steps so far and
+  one new step, and asked whether that step is correct; the step's score is P("Yes") / (P("Yes") + P("No"))
+  from its next-token distribution (``yes_probability`` on the vLLM and transformers backends);
+- a *discriminative PRM* (``kind: discriminative``): a reward model run through vLLM's pooling runner with
+  the ``token_classify`` task (e.g. Qwen2.5-Math-PRM-7B), read at the last token of each step.
+
+``score_failures`` produces the step scores (a DVC stage of its own, so changing how scores are combined
+never rescores); ``attempt_scores`` and ``question_scores`` combine them as ``levels.aggregate`` and
+``levels.score_attempt`` say, in build_database. This module does not decide levels (``grading.py``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import polars as pl
+
+from adacot.config import PrmParams
+from adacot.llm.base import Conversation
+from adacot.schemas import ATTEMPTS, PRM_SCORES, QUESTIONS, conform
+from adacot.verify.extract import strip_reasoning
+
+JUDGE_SYSTEM = "You check math solutions one step at a time. Answer with Yes or No only."
+JUDGE_USER = (
+    "Problem:\n{question}\n\nSolution so far:\n{previous}\n\nNext step:\n{step}\n\n"
+    "Is the next step correct? Answer Yes or No."
+)
+
+
+class StepScorer(Protocol):
+    """Anything that scores the steps of a solution to a question, each in [0, 1]."""
+
+    @property
+    def grader_id(self) -> str:
+        """The scorer's identity (kind and model), recorded with every score."""
+        ...
+
+    def score(self, items: Sequence[tuple[str, list[str]]]) -> list[list[float]]:
+        """Step scores for each (question, steps), in order."""
+        ...
+
+
+def split_steps(text: str, max_steps: int, max_step_chars: int) -> list[str]:
+    """The reasoning steps of a response: paragraphs, else lines, else sentences; the last ``max_steps``.
+
+    A failed attempt usually goes wrong late, so the last steps are kept; a step longer than
+    ``max_step_chars`` keeps its last characters. An empty response has no steps.
+    """
+    body = strip_reasoning(text) or text.replace("<think>", " ").replace("</think>", " ")
+    body = body.strip()
+    if not body:
+        return []
+    parts = [p.strip() for p in re.split(r"\n\s*\n", body) if p.strip()]
+    if len(parts) == 1:
+        parts = [p.strip() for p in body.splitlines() if p.strip()]
+    if len(parts) == 1:
+        parts = [p.strip() for p in re.split(r"(?<=[.!?])\s+(?=[A-Z0-9\\$])", body) if p.strip()]
+    return [p if len(p) <= max_step_chars else "..." + p[-max_step_chars:] for p in parts[-max_steps:]]
+
+
+def judge_conversations(question: str, steps: list[str]) -> list[Conversation]:
+    """One yes/no judge conversation per step, showing the steps before it."""
+    conversations = []
+    for i, step in enumerate(steps):
+        previous = "\n".join(steps[:i]) or "(nothing yet)"
+        user = JUDGE_USER.format(question=question, previous=previous, step=step)
+        conversations.append(({"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": user}))
+    return conversations
+
+
+def yes_share(p_yes: float, p_no: float) -> float:
+    """P(Yes) / (P(Yes) + P(No)); 0.5 (undecided) when the model puts no weight on either."""
+    total = p_yes + p_no
+    return p_yes / total if total > 0 else 0.5
+
+
+class GenerativeJudge:
+    """Step scores from a chat model's next-token probabilities of Yes / No (``yes_probability``)."""
+
+    def __init__(self, model: Any) -> None:
+        if not hasattr(model, "yes_probability"):
+            raise TypeError(f"{type(model).__name__} cannot report next-token probabilities; use vllm or transformers")
+        self._model = model
+
+    @property
+    def grader_id(self) -> str:
+        return f"generative:{self._model.model_id}"
+
+    def score(self, items: Sequence[tuple[str, list[str]]]) -> list[list[float]]:
+        conversations = [c for question, steps in items for c in judge_conversations(question, steps)]
+        flat = self._model.yes_probability(conversations) if conversations else []
+        out, at = [], 0
+        for _, steps in items:
+            out.append(flat[at : at + len(steps)])
+            at += len(steps)
+        return out
+
+
+def aggregate(scores: Sequence[float], how: str) -> float:
+    """One attempt's score from its step scores: ``min`` (the paper's default), ``mean``, ``product``, ``last``."""
+    if not scores:
+        return 0.0  # no reasoning at all: the least credit
+    if how == "min":
+        return min(scores)
+    if how == "mean":
+        return sum(scores) / len(scores)
+    if how == "product":
+        return math.prod(scores)
+    if how == "last":
+        return scores[-1]
+    raise ValueError(f"unknown aggregation {how!r}: use min, mean, product or last")
+
+
+def failing_attempts(attempts: pl.DataFrame, max_attempts: int) -> pl.DataFrame:
+    """The first ``max_attempts`` failed attempts of each question (any status but correct)."""
+    attempts = conform(attempts, ATTEMPTS, "attempts")
+    return (
+        attempts.filter(pl.col("status") != "correct")
+        .sort("question_id", "sample_index")
+        .group_by("question_id", maintain_order=True)
+        .head(max_attempts)
+    )
+
+
+def score_failures(
+    questions: pl.DataFrame, attempts: pl.DataFrame, scorer: StepScorer, prm: PrmParams
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Step scores (one row per scored step) of the failed attempts, and metrics.
+
+    Every question with a failed attempt is scored, whatever the solved threshold: which questions count
+    as solved is a levelling choice, made later without rescoring. An attempt with no text gets one row
+    with a null step (it aggregates to 0).
+    """
+    questions = conform(questions, QUESTIONS, "questions")
+    text_of = dict(zip(questions["question_id"], questions["question"]))
+    failed = failing_attempts(attempts, prm.max_attempts)
+    keys = list(zip(failed["question_id"], failed["sample_index"]))
+    steps = [split_steps(t or "", prm.max_steps, prm.max_step_chars) for t in failed["attempt"].to_list()]
+    scored = scorer.score([(text_of[q], s) for (q, _), s in zip(keys, steps)])
+    rows: list[dict[str, Any]] = []
+    for (qid, index), step_list, scores in zip(keys, steps, scored, strict=True):
+        if not step_list:
+            rows.append({"question_id": qid, "sample_index": index, "step_index": None, "step": None,
+                         "step_score": None, "grader": scorer.grader_id})
+        for i, (step, value) in enumerate(zip(step_list, scores, strict=True)):
+            rows.append({"question_id": qid, "sample_index": index, "step_index": i, "step": step,
+                         "step_score": float(value), "grader": scorer.grader_id})
+    table = conform(pl.DataFrame(rows, schema=PRM_SCORES) if rows else pl.DataFrame(schema=PRM_SCORES),
+                    PRM_SCORES, "prm scores")
+    values = table["step_score"].drop_nulls()
+    metrics = {
+        "grader": scorer.grader_id,
+        "questions_scored": failed["question_id"].n_unique(),
+        "attempts_scored": failed.height,
+        "steps_scored": int(values.len()),
+        "attempts_without_steps": int(table["step_index"].null_count()),
+        "mean_step_score": float(values.mean()) if values.len() else None,
+        "undecided_steps": int((values == 0.5).sum()),
+    }
+    return table, metrics
+
+
+def attempt_scores(prm_scores: pl.DataFrame, how: str) -> pl.DataFrame:
+    """One score per scored attempt: (question_id, sample_index, attempt_score)."""
+    grouped = prm_scores.sort("question_id", "sample_index", "step_index").group_by(
+        "question_id", "sample_index", maintain_order=True
+    ).agg(pl.col("step_score").drop_nulls())
+    return grouped.with_columns(
+        attempt_score=pl.col("step_score").map_elements(lambda s: aggregate(list(s), how), return_dtype=pl.Float64)
+    ).select("question_id", "sample_index", "attempt_score")
+
+
+def question_scores(prm_scores: pl.DataFrame, aggregate_how: str, pick: str) -> pl.DataFrame:
+    """One PRM score per question with scored attempts: the ``best``, ``first`` or ``mean`` attempt score."""
+    per_attempt = attempt_scores(prm_scores, aggregate_how).sort("question_id", "sample_index")
+    expr = {
+        "best": pl.col("attempt_score").max(),
+        "first": pl.col("attempt_score").first(),
+        "mean": pl.col("attempt_score").mean(),
+    }[pick]
+    return per_attempt.group_by("question_id", maintain_order=True).agg(prm_score=expr)
+
+
+def open_scorer(prm: PrmParams, base_path: Any, engine: Any, seed: int) -> Any:
+    """The step scorer ``prm`` asks for, on the local weights (``base`` = the prepared student base).
+
+    Returns an object with ``score``, ``grader_id`` and ``close``.
+    """
+    from pathlib import Path
+
+    from adacot.models import read_model_info
+
+    path = Path(base_path) if prm.model == "base" else Path(prm.model)
+    if prm.kind == "discriminative":
+        from adacot.llm.vllm_backend import VllmProcessRewardModel, vllm_importable
+
+        if not vllm_importable():
+            raise RuntimeError("prm.kind=discriminative needs vLLM (its pooling runner): install the cpu or gpu extra")
+        return VllmProcessRewardModel(path, read_model_info(path).model_id, engine, seed)
+    if prm.kind == "generative":
+        from adacot.llm import open_local_model
+
+        return _ClosingJudge(open_local_model(path, engine, seed))
+    raise ValueError("prm.kind=none scores nothing; the score_failures stage writes an empty table")
+
+
+class _ClosingJudge(GenerativeJudge):
+    def close(self) -> None:
+        self._model.close()

@@ -1,0 +1,178 @@
+"""Tests for adacot.prm: step splitting, aggregation, the generative judge and the scoring table.
+
+Fast tests use fixed scores and a scripted judge; the slow ones run the real bundled model as a
+generative judge (vLLM and transformers) and through vLLM's pooling runner as a discriminative PRM.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from adacot.config import EngineParams, PrmParams
+from adacot.prm import (
+    GenerativeJudge,
+    aggregate,
+    attempt_scores,
+    failing_attempts,
+    judge_conversations,
+    question_scores,
+    score_failures,
+    split_steps,
+    yes_share,
+)
+from adacot.schemas import ATTEMPTS, PRM_SCORES, QUESTIONS, conform
+
+PRM = PrmParams(kind="generative", model="base", max_steps=3, max_attempts=2, max_step_chars=40)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("First add.\n\nThen multiply.\n\nSo \\boxed{6}.", ["First add.", "Then multiply.", "So \\boxed{6}."]),
+        ("a = 1\nb = 2\nc = 3\nd = 4", ["b = 2", "c = 3", "d = 4"]),
+        ("We add 2 and 3. That gives 5. So the answer is 5.", ["We add 2 and 3.", "That gives 5.",
+                                                                "So the answer is 5."]),
+        ("<think>\nscratch\n\nmore</think>\nOne.\n\nTwo.", ["One.", "Two."]),
+        ("", []),
+        ("   \n ", []),
+        ("x" * 50, ["..." + "x" * 40]),
+    ],
+    ids=["paragraphs", "lines_last_three", "sentences", "reasoning_stripped", "empty", "blank", "long_step_cut"],
+)
+def test_split_steps(text: str, expected: list[str]) -> None:
+    assert split_steps(text, PRM.max_steps, PRM.max_step_chars) == expected
+
+
+@pytest.mark.parametrize(
+    ("how", "expected"), [("min", 0.2), ("mean", 0.5), ("product", 0.8 * 0.5 * 0.2), ("last", 0.2)]
+)
+def test_aggregate(how: str, expected: float) -> None:
+    assert aggregate([0.8, 0.5, 0.2], how) == pytest.approx(expected)
+    assert aggregate([], how) == 0.0
+
+
+def test_aggregate_unknown() -> None:
+    with pytest.raises(ValueError, match="unknown aggregation"):
+        aggregate([0.5], "max")
+
+
+def test_yes_share() -> None:
+    assert yes_share(0.3, 0.1) == pytest.approx(0.75)
+    assert yes_share(0.0, 0.0) == 0.5
+
+
+def test_judge_conversations_show_previous_steps() -> None:
+    convs = judge_conversations("What is 2+3?", ["2+3=5", "So 5."])
+    assert len(convs) == 2
+    assert "(nothing yet)" in convs[0][1]["content"] and "Next step:\n2+3=5" in convs[0][1]["content"]
+    assert "Solution so far:\n2+3=5" in convs[1][1]["content"] and "Next step:\nSo 5." in convs[1][1]["content"]
+    assert convs[1][1]["content"].endswith("Answer Yes or No.")
+
+
+class ScriptedJudge:
+    """A model with ``yes_probability``: 0.9 for steps holding "=", else 0.2; counts what it was asked."""
+
+    model_id = "judge@1"
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def yes_probability(self, conversations):  # noqa: ANN001, ANN201 - the backend method's shape
+        self.asked += len(conversations)
+        return [0.9 if "=" in c[-1]["content"].split("Next step:")[1] else 0.2 for c in conversations]
+
+
+def _frames() -> tuple[pl.DataFrame, pl.DataFrame]:
+    questions = conform(pl.DataFrame(
+        {"question_id": ["q1", "q2"], "source": ["synthetic"] * 2, "question": ["2+3?", "4*5?"], "gold": ["5", "20"],
+         "generator_tier": [1, 1]}, schema=QUESTIONS), QUESTIONS, "q")
+    rows = [
+        ("q1", 0, "2+3=5\n\nSo \\boxed{5}.", "correct"),
+        ("q1", 1, "2+3=6\n\nSo \\boxed{6}.", "wrong"),
+        ("q2", 0, "4*5=9\n\nguess", "wrong"),
+        ("q2", 1, "", "no_answer"),
+        ("q2", 2, "never scored: over max_attempts", "wrong"),
+    ]
+    attempts = pl.DataFrame(
+        [{"question_id": q, "sample_index": i, "attempt": t, "status": s, "finish_reason": "stop", "prompt_tokens": 1,
+          "completion_tokens": 1, "model_id": "m", "prompt_version": "v", "cached": False, "reasoning_tokens": 0,
+          "latency_s": 0.0, "served_model": "", "error": None, "reason": "r", "extracted": None}
+         for q, i, t, s in rows])
+    return questions, conform(attempts, ATTEMPTS, "attempts")
+
+
+def test_failing_attempts_caps_per_question() -> None:
+    _, attempts = _frames()
+    failed = failing_attempts(attempts, 2)
+    assert list(zip(failed["question_id"], failed["sample_index"])) == [("q1", 1), ("q2", 0), ("q2", 1)]
+
+
+def test_score_failures_table_and_combination() -> None:
+    questions, attempts = _frames()
+    model = ScriptedJudge()
+    table, metrics = score_failures(questions, attempts, GenerativeJudge(model), PRM)
+    assert list(table.columns) == list(PRM_SCORES)
+    assert model.asked == 4  # q1#1 two steps, q2#0 two steps, q2#1 none
+    assert table.filter(pl.col("question_id") == "q2", pl.col("sample_index") == 1)["step_index"].to_list() == [None]
+    assert metrics == {"grader": "generative:judge@1", "questions_scored": 2, "attempts_scored": 3, "steps_scored": 4,
+                       "attempts_without_steps": 1, "mean_step_score": pytest.approx(0.55), "undecided_steps": 0}
+    per_attempt = attempt_scores(table, "mean")
+    assert dict(zip(zip(per_attempt["question_id"], per_attempt["sample_index"]), per_attempt["attempt_score"])) == {
+        ("q1", 1): pytest.approx(0.55), ("q2", 0): pytest.approx(0.55), ("q2", 1): 0.0}
+    best = question_scores(table, "min", "best")
+    assert dict(zip(best["question_id"], best["prm_score"])) == {"q1": pytest.approx(0.2), "q2": pytest.approx(0.2)}
+    mean = question_scores(table, "mean", "mean")
+    assert dict(zip(mean["question_id"], mean["prm_score"]))["q2"] == pytest.approx(0.275)
+
+
+def test_generative_judge_needs_probabilities() -> None:
+    with pytest.raises(TypeError, match="next-token probabilities"):
+        GenerativeJudge(object())
+
+
+def _engine(backend: str) -> EngineParams:
+    return EngineParams(
+        backend=backend, dtype="float32", max_model_len=1024, enforce_eager=True, in_process=True, batch_requests=64,
+        cpu_kvcache_space_gib=1, cpu_threads=2, gpu_memory_utilization=0.9, tensor_parallel_size=1,
+        data_parallel_size=1,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["vllm", "transformers"])
+def test_generative_judge_with_the_bundled_model(base_model: Path, backend: str) -> None:
+    from adacot.llm import open_local_model
+
+    model = open_local_model(base_model, _engine(backend), seed=0)
+    try:
+        judge = GenerativeJudge(model)
+        items = [("What is 2 + 3?", ["2 + 3 = 5.", "So the answer is 5."]), ("What is 4 * 5?", ["4 * 5 = 9."])]
+        scores = judge.score(items)
+        assert [len(s) for s in scores] == [2, 1]
+        assert all(0.0 <= v <= 1.0 for row in scores for v in row)
+        # The model puts real weight on Yes/No (not the 0.5 of "neither in the top 20") for some step.
+        assert any(v != 0.5 for row in scores for v in row)
+        assert judge.grader_id.startswith("generative:SmolLM2-135M-Instruct@")
+    finally:
+        model.close()
+
+
+@pytest.mark.slow
+def test_discriminative_prm_through_vllm_pooling_runner(base_model: Path) -> None:
+    """The real pooling path on CPU: the bundled LM gets a classification head, so scores mean nothing."""
+    from adacot.llm.vllm_backend import VllmProcessRewardModel
+
+    prm = VllmProcessRewardModel(base_model, "smollm2@test", _engine("vllm"), seed=0)
+    try:
+        assert prm.separator == "\n\n"  # no <extra_0> in SmolLM2's vocabulary
+        ids, positions = prm._prompt("What is 2 + 3?", ["2 + 3 = 5.", "So 5."])
+        assert len(positions) == 2 and positions[0] < positions[1] == len(ids) - 1
+        scores = prm.score([("What is 2 + 3?", ["2 + 3 = 5.", "So 5."]), ("Q?", ["one step"])])
+        assert [len(s) for s in scores] == [2, 1]
+        assert all(0.0 <= v <= 1.0 for row in scores for v in row)
+        assert prm.grader_id == "discriminative:smollm2@test"
+    finally:
+        prm.close()
