@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         summary["merged_reloaded"] = True
         summary["ok"] = (summary["merged_saved"] and summary["merged_lora_keys_left"] == 0
                          and summary["merged_max_weight_change"] > 0)
-    except Exception as error:  # noqa: BLE001 - the summary must still be written
+    except Exception as error:
         log.exception("check failed")
         summary["error"] = f"{type(error).__name__}: {error}"
     finally:

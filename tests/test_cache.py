@@ -6,11 +6,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from conftest import FakeChatModel
 
 from adacot.llm import Completion, ResponseCache, Sampling, cache_key, cached_complete
 from adacot.llm.base import Conversation
-
-from conftest import FakeChatModel
 
 SAMPLING = Sampling(max_tokens=32, temperature=0.7, top_p=0.95, seed=0)
 CONV: Conversation = ({"role": "user", "content": "What is 2 + 2?"},)

@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import PARAMS_PATH
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from adacot.config import DistParams, Params, ParamsError, load_params, parse_params
 from adacot.levels import LEVELS
-
-from conftest import PARAMS_PATH
 
 
 def test_real_params_file_validates() -> None:

@@ -23,7 +23,6 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
-
 from openai_fake_server import FakeOpenAIServer
 
 pytestmark = pytest.mark.slow

@@ -7,14 +7,13 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from conftest import FakeChatModel
 
 from adacot.config import VerifyParams
 from adacot.evaluation import evaluate_model, pass_at_1
 from adacot.llm import ResponseCache, Sampling
 from adacot.prompts import PromptSet
 from adacot.schemas import BENCHMARK, EVAL_RESPONSES, conform
-
-from conftest import FakeChatModel
 
 # (per-question pass rates, mean, standard error) worked out by hand:
 # stderr = sqrt(sum((x - mean)^2) / (n - 1) / n).

@@ -6,14 +6,13 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from conftest import FakeChatModel
 
 from adacot.config import VerifyParams
 from adacot.generation import generate_solutions, select_solutions
 from adacot.llm import ResponseCache, Sampling
 from adacot.prompts import PromptSet
 from adacot.schemas import SOLUTIONS, VERIFIED_SOLUTIONS
-
-from conftest import FakeChatModel
 
 SAMPLE = {
     "q1": ("What is 2 + 3?", "5", "easy"),

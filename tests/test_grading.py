@@ -6,6 +6,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from conftest import FakeChatModel
 
 from adacot.config import LevelsParams, Params, VerifyParams
 from adacot.grading import assign_levels, grade_attempts, grader_version, level_of, status_counts
@@ -13,8 +14,6 @@ from adacot.levels import LEVELS
 from adacot.llm import ResponseCache, Sampling
 from adacot.prompts import PromptSet
 from adacot.schemas import ATTEMPTS, DATABASE, QUESTIONS, conform
-
-from conftest import FakeChatModel
 
 QUESTIONS_GOLD = {
     "q1": ("What is 2 + 3?", "5"),

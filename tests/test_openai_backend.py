@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from openai_fake_server import FakeOpenAIServer, Faults
 
 from adacot.config import ApiParams, parse_params
 from adacot.llm import (
@@ -25,7 +26,6 @@ from adacot.llm import (
     price_for,
 )
 from adacot.llm.openai_backend import ApiFatalError, OpenAIChatModel, _retry_after, join_reasoning
-from openai_fake_server import FakeOpenAIServer, Faults
 
 SAMPLING = Sampling(max_tokens=64, temperature=0.7, top_p=0.95, seed=3)
 

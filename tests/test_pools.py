@@ -7,6 +7,7 @@ from typing import Any
 
 import polars as pl
 import pytest
+from conftest import ROOT
 
 from adacot.pools import (
     TIERS,
@@ -19,8 +20,6 @@ from adacot.pools import (
 )
 from adacot.schemas import BENCHMARK, QUESTIONS, REJECTS, conform
 from adacot.stageio import read_jsonl
-
-from conftest import ROOT
 
 TRAIN_PATH = ROOT / "data" / "pools" / "gsm8k_train.jsonl"
 TEST_PATH = ROOT / "data" / "benchmarks" / "gsm8k_test.jsonl"

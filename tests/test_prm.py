@@ -80,7 +80,7 @@ class ScriptedJudge:
     def __init__(self) -> None:
         self.asked = 0
 
-    def yes_probability(self, conversations):  # noqa: ANN001, ANN201 - the backend method's shape
+    def yes_probability(self, conversations):
         self.asked += len(conversations)
         return [0.9 if "=" in c[-1]["content"].split("Next step:")[1] else 0.2 for c in conversations]
 

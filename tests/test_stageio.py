@@ -8,12 +8,11 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from conftest import PROMPTS_PATH
 
 from adacot.prompts import parse_prompt_set
 from adacot.schemas import QUESTIONS, SchemaError, conform, empty, read_table, write_table
 from adacot.stageio import load_prompts, read_jsonl, write_jsonl, write_metrics
-
-from conftest import PROMPTS_PATH
 
 
 def test_read_jsonl_marks_malformed_lines(tmp_path: Path) -> None:

@@ -20,12 +20,11 @@ from typing import Any
 import polars as pl
 import pytest
 import yaml
+from conftest import ROOT
+from openai_fake_server import FakeOpenAIServer
 
 from adacot.pools import generate_synthetic
 from adacot.schemas import SAMPLE, SOLUTIONS, conform, read_table, write_table
-from openai_fake_server import FakeOpenAIServer
-
-from conftest import ROOT
 
 pytestmark = pytest.mark.slow
 

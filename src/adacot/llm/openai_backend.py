@@ -222,7 +222,10 @@ class OpenAIChatModel:
             got = await self._request(ctx, conversation, 1, seed=self._seed + offset)
             on_result(index, [(offset, got[0])])
 
-        await asyncio.gather(*(one(offset) for offset in offsets))
+        if len(offsets) == 1:
+            await one(offsets[0])  # the common n=1 case: no extra task per request
+        else:
+            await asyncio.gather(*(one(offset) for offset in offsets))
 
     async def _request(self, ctx: _Context, conversation: Conversation, n: int, *, seed: int) -> list[Completion]:
         """``n`` completions of one conversation, retried until answered or given up (then error rows)."""
@@ -233,7 +236,8 @@ class OpenAIChatModel:
         for attempt in range(api.max_retries + 1):
             await ctx.limiter.acquire(estimate)
             async with ctx.gate:
-                slot = min(range(len(ctx.clients)), key=lambda i: (ctx.in_flight[i], random.random()))
+                slot = 0 if len(ctx.clients) == 1 else min(
+                    range(len(ctx.clients)), key=lambda i: (ctx.in_flight[i], random.random()))
                 ctx.in_flight[slot] += 1
                 started = time.monotonic()
                 try:
@@ -384,7 +388,7 @@ class _AiohttpClient:
             async with self._session.post(self._url, json=body) as response:
                 text = await response.text()
                 status, headers = response.status, response.headers
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise _Retry("timeout", f"no answer within {self._timeout_s}s") from exc
         except aiohttp.ClientError as exc:
             raise _Retry("connection", _short(f"{type(exc).__name__}: {exc}")) from exc
