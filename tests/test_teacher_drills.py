@@ -35,7 +35,8 @@ SECRET = "sk-adacot-crash-drill-0f3c9a71"
 
 def _sample(path: Path) -> None:
     frame = generate_synthetic(8, seed=0, split="pool").head(QUESTIONS).with_columns(
-        attempts=pl.lit(2, pl.Int32), correct=pl.lit(0, pl.Int32), pass_rate=pl.lit(0.0), level=pl.lit("extreme"),
+        attempts=pl.lit(2, pl.Int32), correct=pl.lit(0, pl.Int32), pass_rate=pl.lit(0.0),
+        prm_score=pl.lit(0.1), level=pl.lit("extreme"),
         grader_version=pl.lit("test"), completion_tokens=pl.lit(0, pl.Int64), target_share=pl.lit(1.0),
     )
     write_table(conform(frame, SAMPLE, "sample"), SAMPLE, path)

@@ -164,9 +164,8 @@ class VllmProcessRewardModel:
 
     def _prompt(self, question: str, steps: list[str]) -> tuple[list[int], list[int]]:
         messages = [{"role": "user", "content": question}]
-        ids = list(self._tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True))
-        if isinstance(ids, dict) or (ids and not isinstance(ids[0], int)):  # BatchEncoding in some versions
-            ids = list(ids["input_ids"])  # type: ignore[index]
+        text = self._tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        ids = list(self._tokenizer.encode(text, add_special_tokens=False))
         positions = []
         for step in steps:
             ids.extend(self._tokenizer.encode(step + self.separator, add_special_tokens=False))
