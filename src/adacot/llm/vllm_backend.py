@@ -16,7 +16,6 @@ from typing import Any
 from adacot.config import EngineParams
 from adacot.llm.base import Completion, Conversation, Sampling
 
-
 logger = logging.getLogger(__name__)
 
 
@@ -33,19 +32,25 @@ def _on_cpu() -> bool:
     return not torch.cuda.is_available()
 
 
+def _prepare_environment(engine: EngineParams) -> bool:
+    """Set the environment vLLM reads at start from ``engine`` (before vLLM is imported); True on CPU."""
+    cpu = _on_cpu()
+    if cpu:
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(engine.cpu_kvcache_space_gib))
+        os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
+        os.environ.setdefault("OMP_NUM_THREADS", str(engine.cpu_threads))
+    if engine.in_process:
+        # The engine core otherwise runs in a spawned process that re-imports vLLM and torch: measured
+        # 8 s instead of ~45 s per engine start on 2 CPU cores, at the same tokens/s.
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+    return cpu
+
+
 class VllmChatModel:
     """A local HF folder served by ``vllm.LLM``."""
 
     def __init__(self, path: Path, model_id: str, engine: EngineParams, seed: int) -> None:
-        cpu = _on_cpu()
-        if cpu:
-            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(engine.cpu_kvcache_space_gib))
-            os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
-            os.environ.setdefault("OMP_NUM_THREADS", str(engine.cpu_threads))
-        if engine.in_process:
-            # The engine core otherwise runs in a spawned process that re-imports vLLM and torch: measured
-            # 8 s instead of ~45 s per engine start on 2 CPU cores, at the same tokens/s.
-            os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+        cpu = _prepare_environment(engine)
         from vllm import LLM
 
         kwargs: dict[str, Any] = {
@@ -136,12 +141,7 @@ class VllmProcessRewardModel:
     def __init__(self, path: Path, model_id: str, engine: EngineParams, seed: int) -> None:
         import json
 
-        if _on_cpu():
-            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(engine.cpu_kvcache_space_gib))
-            os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
-            os.environ.setdefault("OMP_NUM_THREADS", str(engine.cpu_threads))
-        if engine.in_process:
-            os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+        _prepare_environment(engine)
         from vllm import LLM
         from vllm.config.pooler import PoolerConfig
 

@@ -8,7 +8,6 @@ sandbox (imported from ``adacot.verify.code`` on demand).
 
 from adacot.verify.extract import (
     EXTRACTION_METHODS,
-    GOLD_SOURCES,
     Extraction,
     extract_answer,
     last_boxed,
@@ -20,7 +19,6 @@ from adacot.verify.verdicts import STATUSES, Verdict
 
 __all__ = [
     "EXTRACTION_METHODS",
-    "GOLD_SOURCES",
     "STATUSES",
     "Extraction",
     "Verdict",

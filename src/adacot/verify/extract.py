@@ -230,8 +230,6 @@ def extract_answer(text: str, *, last_number_fallback: bool = True) -> Extractio
     return _NONE
 
 
-GOLD_SOURCES = ("gsm8k", "math", "math500", "aime", "aime24", "aime25", "amc", "amc23", "synthetic")
-
 _AIME_KEY = re.compile(r"^0*(\d{1,3})$")
 _AMC_INTEGER = re.compile(r"^(-?\d+)\.0*$")
 
