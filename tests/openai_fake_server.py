@@ -74,6 +74,7 @@ class FakeOpenAIServer:
         self.outcomes: Counter[str] = Counter()  # what each HTTP request got
         self.delivered: Counter[str] = Counter()  # request key -> answers delivered
         self.seen_auth: set[str] = set()
+        self.seen_user_agents: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -149,6 +150,7 @@ class FakeOpenAIServer:
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         auth = request.headers.get("Authorization", "")
         self.seen_auth.add(auth)
+        self.seen_user_agents.add(request.headers.get("User-Agent", ""))
         if self.api_key is not None and auth != f"Bearer {self.api_key}":
             self.outcomes["unauthorized"] += 1
             return web.json_response({"error": {"message": "invalid api key", "type": "auth"}}, status=401)

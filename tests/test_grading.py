@@ -72,7 +72,7 @@ def test_grade_attempts_verdicts_and_metrics(tmp_path: Path, prompts: PromptSet,
     assert table.filter((pl.col("question_id") == "q1") & (pl.col("sample_index") == 1))["extracted"].item() == "6"
     assert set(table["model_id"]) == {fake.model_id}
     assert set(table["prompt_version"]) == {prompts.version}
-    assert not table["cached"].any()
+    assert "cached" not in table.columns  # a warm rerun must write the same bytes (see the rerun test)
     assert set(table.filter(pl.col("finish_reason") == "length")["completion_tokens"]) == {sampling.max_tokens}
 
     assert metrics["questions"] == 3
@@ -95,8 +95,8 @@ def test_grade_attempts_rerun_hits_cache(tmp_path: Path, prompts: PromptSet, sam
     assert rerun_fake.requests == 0
     assert metrics["cache"]["hits"] == metrics["attempts"] == 12
     assert metrics["cache"]["misses"] == 0
-    assert second["cached"].all()
-    assert second.drop("cached").equals(first.drop("cached"))
+    # Identical tables: a warm rerun leaves the DVC output unchanged, so nothing downstream reruns.
+    assert second.equals(first)
 
 
 def test_status_counts_sorted() -> None:

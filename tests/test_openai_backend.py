@@ -231,3 +231,45 @@ def test_roles_choose_their_backend_and_price(params_raw: dict, monkeypatch: pyt
 
     with pytest.raises(ParamsError, match="served_model"):
         parse_params(bad_student)
+
+
+@TRANSPORTS
+def test_answers_that_arrive_together_reach_the_caller_together(transport: str) -> None:
+    # Every request is sent at once and answered after the same latency: answers arrive in bursts, and
+    # each burst is one callback (one cache transaction) while every answer still arrives exactly once.
+    with FakeOpenAIServer(latency_s=0.05) as server:
+        model = OpenAIChatModel("m", api_params(server.base_url, transport=transport, max_concurrency=32), None)
+        calls: list[list[tuple[int, int]]] = []
+        model.complete_streaming(conversations(32), SAMPLING, 1,
+                                 lambda answered: calls.append([(i, o) for i, o, _ in answered]))
+    delivered = sorted(pair for call in calls for pair in call)
+    assert delivered == [(i, 0) for i in range(32)]
+    assert all(call for call in calls)
+    assert len(calls) < 32  # at least one burst held several answers
+
+
+@TRANSPORTS
+def test_a_failing_callback_stops_the_run_with_its_error(transport: str) -> None:
+    # If the caller cannot keep an answer (say the cache disk is full), the run stops with that error
+    # rather than carrying on and paying for answers nobody stores.
+    with FakeOpenAIServer(latency_s=0.01) as server:
+        model = OpenAIChatModel("m", api_params(server.base_url, transport=transport, max_concurrency=2), None)
+
+        def refuse(answered: list) -> None:
+            raise OSError("disk full")
+
+        with pytest.raises(OSError, match="disk full"):
+            model.complete_streaming(conversations(40), SAMPLING, 1, refuse)
+    assert server.outcomes["answered"] < 40
+
+
+@TRANSPORTS
+def test_both_transports_send_the_official_clients_request(transport: str) -> None:
+    # The lean transport sends what the SDK defines (URL, bearer key, its User-Agent), not a look-alike.
+    with FakeOpenAIServer(api_key="sk-drill") as server:
+        model = OpenAIChatModel("m", api_params(server.base_url + "/", transport=transport), "sk-drill")
+        out = model.complete(conversations(2), SAMPLING, 1)
+    assert all(row and not row[0].failed for row in out)
+    assert server.seen_auth == {"Bearer sk-drill"}
+    assert len(server.seen_user_agents) == 1
+    assert next(iter(server.seen_user_agents)).startswith(("OpenAI/Python", "AsyncOpenAI/Python"))

@@ -98,7 +98,7 @@ def _frames() -> tuple[pl.DataFrame, pl.DataFrame]:
     ]
     attempts = pl.DataFrame(
         [{"question_id": q, "sample_index": i, "attempt": t, "status": s, "finish_reason": "stop", "prompt_tokens": 1,
-          "completion_tokens": 1, "model_id": "m", "prompt_version": "v", "cached": False, "reasoning_tokens": 0,
+          "completion_tokens": 1, "model_id": "m", "prompt_version": "v", "reasoning_tokens": 0,
           "latency_s": 0.0, "served_model": "", "error": None, "reason": "r", "extracted": None}
          for q, i, t, s in rows])
     return questions, conform(attempts, ATTEMPTS, "attempts")

@@ -88,7 +88,6 @@ def sample_role(
                     "completion_tokens": c.completion_tokens,
                     "model_id": c.model_id,
                     "prompt_version": prompts.version,
-                    "cached": c.cached,
                     "reasoning_tokens": c.reasoning_tokens,
                     "latency_s": c.latency_s,
                     "served_model": c.served_model,
@@ -100,7 +99,7 @@ def sample_role(
         schema={
             "question_id": pl.String, "sample_index": pl.Int32, "text": pl.String, "finish_reason": pl.String,
             "prompt_tokens": pl.Int64, "completion_tokens": pl.Int64, "model_id": pl.String,
-            "prompt_version": pl.String, "cached": pl.Boolean, "reasoning_tokens": pl.Int64,
+            "prompt_version": pl.String, "reasoning_tokens": pl.Int64,
             "latency_s": pl.Float64, "served_model": pl.String, "error": pl.String,
         },
     )

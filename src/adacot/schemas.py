@@ -39,7 +39,6 @@ _GENERATION: Schema = {
     "completion_tokens": pl.Int64(),
     "model_id": pl.String(),
     "prompt_version": pl.String(),
-    "cached": pl.Boolean(),
     "reasoning_tokens": pl.Int64(),
     "latency_s": pl.Float64(),
     "served_model": pl.String(),

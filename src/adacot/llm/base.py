@@ -8,7 +8,7 @@ servers) through params. This module holds no backend and does no I/O.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Protocol, runtime_checkable
 
 Message = dict[str, str]
@@ -25,7 +25,8 @@ class Sampling:
     seed: int
 
     def as_key(self) -> dict[str, float | int]:
-        return asdict(self)
+        # The fields as a flat dict (what asdict gives, without its deep copy: this runs once per cache key).
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass(frozen=True)
@@ -71,16 +72,18 @@ class ChatModel(Protocol):
         ...
 
 
-ResultCallback = Callable[[int, list[tuple[int, Completion]]], None]
+# (conversation_index, sample_offset, completion) for every answer that arrived together.
+ResultCallback = Callable[[list[tuple[int, int, Completion]]], None]
 
 
 @runtime_checkable
 class StreamingChatModel(ChatModel, Protocol):
     """A ``ChatModel`` that reports each answer as it arrives (remote APIs answer out of order, over minutes).
 
-    ``complete_streaming`` calls ``on_result(conversation_index, [(sample_offset, completion), ...])`` as
-    soon as answers for a conversation come back, so the caller can commit them before the next one
-    arrives: a crash then loses only requests still in flight, never an answered one.
+    ``complete_streaming`` calls ``on_result([(conversation_index, sample_offset, completion), ...])`` with
+    the answers that came back together (within one turn of the event loop), before it waits for more, so
+    the caller commits them in one transaction before the next arrive: a crash then loses only requests
+    still in flight, never an answered one.
     """
 
     def complete_streaming(

@@ -114,7 +114,8 @@ class ResponseCache:
         return found
 
     def put_many(self, items: Sequence[tuple[str, Completion]]) -> None:
-        rows = [(key, json.dumps({**asdict(c), "cached": False})) for key, c in items if not c.failed]
+        # vars() of the flat dataclass: asdict's deep copy cost as much as the SQLite commit.
+        rows = [(key, json.dumps({**vars(c), "cached": False})) for key, c in items if not c.failed]
         if not rows:
             return
         with self._db:  # one transaction per batch: all of it lands, or none of it
@@ -199,19 +200,20 @@ def cached_complete(
     streaming = isinstance(model, StreamingChatModel)
     with tqdm(total=total, desc=desc, unit="req", disable=not progress or total == 0) as bar:
 
-        def record(batch: list[_Pending], position: int, answered: list[tuple[int, Completion]]) -> None:
-            todo = batch[position]
+        def record(batch: list[_Pending], answered: list[tuple[int, int, Completion]]) -> None:
+            """Keep answers that arrived together and commit them in one transaction."""
             fresh: list[tuple[str, Completion]] = []
-            for offset, completion in answered:
-                row, index, key = todo.slots[offset]
+            for position, offset, completion in answered:
+                row, index, key = batch[position].slots[offset]
                 results[row][index] = completion
                 fresh.append((key, completion))
                 stats.count_answer(completion)
             if cache is not None:
                 cache.put_many(fresh)
-            bar.update(len(fresh))
-            bar.set_postfix(tokens=stats.completion_tokens_spent, hits=stats.hits, errors=stats.errors,
-                            spend=f"${stats.dollars_spent:.4f}", refresh=False)
+            if not bar.disable:
+                bar.update(len(fresh))
+                bar.set_postfix(tokens=stats.completion_tokens_spent, hits=stats.hits, errors=stats.errors,
+                                spend=f"${stats.dollars_spent:.4f}", refresh=False)
 
         for missing, group in sorted(by_missing.items()):
             step = len(group) if streaming else batch_requests
@@ -221,16 +223,17 @@ def cached_complete(
                 if streaming:
                     model.complete_streaming(
                         conversations_in_batch, sampling, missing,
-                        lambda position, answered, batch=batch: record(batch, position, answered),
+                        lambda answered, batch=batch: record(batch, answered),
                     )
                 else:
                     answers = model.complete(conversations_in_batch, sampling, missing)
                     if len(answers) != len(batch):
                         raise RuntimeError(f"{model_id} answered {len(answers)} of {len(batch)} conversations")
-                    for position, completions in enumerate(answers):
+                    for completions in answers:
                         if len(completions) != missing:
                             raise RuntimeError(f"{model_id} gave {len(completions)} samples, {missing} were asked")
-                        record(batch, position, list(enumerate(completions)))
+                    record(batch, [(position, offset, c) for position, completions in enumerate(answers)
+                                   for offset, c in enumerate(completions)])
     unanswered = sum(1 for row in results for c in row if c is None)
     if unanswered:
         raise RuntimeError(f"{model_id} left {unanswered} requested sample(s) unanswered")

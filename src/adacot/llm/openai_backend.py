@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import logging
 import random
 import re
@@ -156,8 +157,8 @@ class OpenAIChatModel:
     def complete(self, conversations: Sequence[Conversation], sampling: Sampling, n: int) -> list[list[Completion]]:
         out: list[list[Completion | None]] = [[None] * n for _ in conversations]
 
-        def keep(index: int, answered: list[tuple[int, Completion]]) -> None:
-            for offset, completion in answered:
+        def keep(answered: list[tuple[int, int, Completion]]) -> None:
+            for index, offset, completion in answered:
                 out[index][offset] = completion
 
         self.complete_streaming(conversations, sampling, n, keep)
@@ -167,7 +168,8 @@ class OpenAIChatModel:
         self, conversations: Sequence[Conversation], sampling: Sampling, n: int, on_result: ResultCallback
     ) -> None:
         if conversations:
-            asyncio.run(self._run(conversations, sampling, n, on_result))
+            with _runner() as runner:
+                runner.run(self._run(conversations, sampling, n, on_result))
 
     def close(self) -> None:
         """Nothing to release: clients live only inside each ``complete`` call's event loop."""
@@ -177,32 +179,47 @@ class OpenAIChatModel:
     async def _run(
         self, conversations: Sequence[Conversation], sampling: Sampling, n: int, on_result: ResultCallback
     ) -> None:
-        clients: list[Any]
-        if self._api.transport == "aiohttp":
-            clients = [_AiohttpClient(url, self._key, self._api.request_timeout_s, self._api.max_concurrency)
-                       for url in self._api.base_urls]
-        else:
-            from openai import AsyncOpenAI, DefaultAioHttpClient
+        from openai import AsyncOpenAI, DefaultAioHttpClient
 
+        api = self._api
+        clients: list[Any]
+        if api.transport == "aiohttp":
+            # The official client still defines each request (URL, auth and SDK headers); aiohttp sends it.
+            clients = [_AiohttpClient(*_sdk_request(url, self._key or "EMPTY"), api.request_timeout_s,
+                                      api.max_concurrency)
+                       for url in api.base_urls]
+        else:
             clients = [
-                AsyncOpenAI(
-                    base_url=url, api_key=self._key or "EMPTY", max_retries=0, timeout=self._api.request_timeout_s,
-                    http_client=DefaultAioHttpClient(),
-                )
-                for url in self._api.base_urls
+                AsyncOpenAI(base_url=url, api_key=self._key or "EMPTY", max_retries=0, timeout=api.request_timeout_s,
+                            http_client=DefaultAioHttpClient())
+                for url in api.base_urls
             ]
         in_flight = [0] * len(clients)
         gate = asyncio.Semaphore(self._api.max_concurrency)
-        limiter = _Limiter(self._api.requests_per_minute, self._api.tokens_per_minute)
-        context = _Context(clients, in_flight, gate, limiter, sampling)
+        limits = self._api.requests_per_minute or self._api.tokens_per_minute
+        limiter = _Limiter(self._api.requests_per_minute, self._api.tokens_per_minute) if limits else None
+        outbox = _Outbox(on_result)
+        context = _Context(clients, in_flight, gate, limiter, sampling, outbox)
+        todo = iter(enumerate(conversations))
+
+        async def worker() -> None:
+            for index, conversation in todo:
+                await self._conversation(context, index, conversation, n)
+
+        # Twice as many workers as request slots: a worker waiting out a retry's backoff does not hold a
+        # slot, and there is no task (and no gate wait) per conversation, which cost ~50 us each.
+        workers = min(len(conversations), 2 * self._api.max_concurrency)
         try:
-            await asyncio.gather(*(self._conversation(context, i, c, n, on_result) for i, c in enumerate(conversations)))
+            await asyncio.gather(*(worker() for _ in range(workers)))
+        except asyncio.CancelledError:
+            if not outbox.failed:
+                raise
         finally:
             await asyncio.gather(*(client.close() for client in clients), return_exceptions=True)
+            outbox.flush()  # whatever arrived last, also when the run stops on an error
+        outbox.raise_error()
 
-    async def _conversation(
-        self, ctx: _Context, index: int, conversation: Conversation, n: int, on_result: ResultCallback
-    ) -> None:
+    async def _conversation(self, ctx: _Context, index: int, conversation: Conversation, n: int) -> None:
         offsets = list(range(n))
         if n > 1 and self._native_n:
             try:
@@ -210,17 +227,15 @@ class OpenAIChatModel:
             except _NoNativeN:
                 got = []
             # A server may return fewer choices than asked: the rest are asked one at a time below.
-            answered = list(zip(offsets, got))
-            if answered:
-                on_result(index, answered)
-            offsets = offsets[len(answered) :]
+            ctx.outbox.put([(index, offset, completion) for offset, completion in zip(offsets, got)])
+            offsets = offsets[len(got) :]
         if not offsets:
             return
 
         async def one(offset: int) -> None:
             # Distinct seeds so fanned-out samples differ where the server honours seeds.
             got = await self._request(ctx, conversation, 1, seed=self._seed + offset)
-            on_result(index, [(offset, got[0])])
+            ctx.outbox.put([(index, offset, got[0])])
 
         if len(offsets) == 1:
             await one(offsets[0])  # the common n=1 case: no extra task per request
@@ -231,10 +246,11 @@ class OpenAIChatModel:
         """``n`` completions of one conversation, retried until answered or given up (then error rows)."""
         api = self._api
         messages = list(conversation)
-        estimate = sum(len(m.get("content", "")) for m in messages) // 4 + ctx.sampling.max_tokens * n
         last = "no attempt made"
         for attempt in range(api.max_retries + 1):
-            await ctx.limiter.acquire(estimate)
+            if ctx.limiter is not None:
+                estimate = sum(len(m.get("content", "")) for m in messages) // 4 + ctx.sampling.max_tokens * n
+                await ctx.limiter.acquire(estimate)
             async with ctx.gate:
                 slot = 0 if len(ctx.clients) == 1 else min(
                     range(len(ctx.clients)), key=lambda i: (ctx.in_flight[i], random.random()))
@@ -280,7 +296,8 @@ class OpenAIChatModel:
             if status != 200:
                 self._raise_for_status(status, text, headers, n)
             if not isinstance(response, dict) or not response.get("choices"):
-                raise _Retry("empty_body", f"HTTP 200 without choices: {_short(text) or 'empty body'}")
+                shown = _short(text or str(response or "")) or "empty body"
+                raise _Retry("empty_body", f"HTTP 200 without choices: {shown}")
             return response
         try:
             # The client's low-level post with the same endpoint, auth, headers and error types as
@@ -326,11 +343,14 @@ class OpenAIChatModel:
 
     def _parse(self, response: dict[str, Any], n: int, latency_s: float) -> list[Completion]:
         try:
-            choices = sorted(response["choices"], key=lambda c: c.get("index", 0))[:n]
+            choices = response["choices"]
+            if len(choices) > 1:
+                choices = sorted(choices, key=lambda c: c.get("index", 0))[:n]
             usage = response.get("usage") or {}
             prompt = int(usage.get("prompt_tokens") or 0)
             completion_total = int(usage.get("completion_tokens") or 0)
-            reasoning_total = int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
+            details = usage.get("completion_tokens_details")
+            reasoning_total = int(details.get("reasoning_tokens") or 0) if details else 0
             served = str(response.get("model") or "")
             messages = [choice["message"] for choice in choices]
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
@@ -339,6 +359,7 @@ class OpenAIChatModel:
         # Usage is per request: the prompt is billed once (given to the first sample) and completion
         # tokens are shared out evenly, so sums over rows equal what the server billed.
         k = len(choices)
+        latency = round(latency_s, 4)
         for i, (choice, message) in enumerate(zip(choices, messages)):
             reasoning = message.get("reasoning_content") or message.get("reasoning")
             results.append(
@@ -346,15 +367,15 @@ class OpenAIChatModel:
                     text=join_reasoning(reasoning if isinstance(reasoning, str) else None, message.get("content")),
                     finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
                     prompt_tokens=prompt if i == 0 else 0,
-                    completion_tokens=completion_total // k + (1 if i < completion_total % k else 0),
-                    reasoning_tokens=reasoning_total // k + (1 if i < reasoning_total % k else 0),
+                    completion_tokens=completion_total // k + (i < completion_total % k),
+                    reasoning_tokens=reasoning_total // k + (i < reasoning_total % k),
                     model_id=self.model_id,
-                    latency_s=round(latency_s, 4),
+                    latency_s=latency,
                     served_model=served,
                 )
             )
-        self.stats.answered += len(results)
-        self.stats.latency_s_total += latency_s * len(results)
+        self.stats.answered += k
+        self.stats.latency_s_total += latency_s * k
         return results
 
 
@@ -363,40 +384,40 @@ class _AiohttpClient:
 
     Same requests, same retries and accounting as the SDK path, without the SDK's per-request work
     (~1.5 ms of CPU): for many fast servers (a farm of vLLM servers) where the client's CPU is the limit.
+    JSON goes through orjson; no cookie jar (an API sets none worth keeping).
     """
 
-    def __init__(self, base_url: str, key: str | None, timeout_s: float, connections: int) -> None:
+    def __init__(self, url: str, headers: dict[str, str], timeout_s: float, connections: int) -> None:
         import aiohttp
 
-        self._url = base_url.rstrip("/") + "/chat/completions"
-        headers = {"Content-Type": "application/json"}
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
+        self._url = url
         self._session = aiohttp.ClientSession(
             headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_s),
-            connector=aiohttp.TCPConnector(limit=connections),
+            connector=aiohttp.TCPConnector(limit=connections), cookie_jar=aiohttp.DummyCookieJar(),
         )
         self._timeout_s = timeout_s
+        self._client_error = aiohttp.ClientError
 
     async def post(self, body: dict[str, Any]) -> tuple[int, Any, Any, str]:
         """(status, headers, parsed JSON or None, raw text) of one POST; network failures become ``_Retry``."""
-        import json
-
-        import aiohttp
+        import orjson
 
         try:
-            async with self._session.post(self._url, json=body) as response:
-                text = await response.text()
+            async with self._session.post(self._url, data=orjson.dumps(body)) as response:
+                raw = await response.read()
                 status, headers = response.status, response.headers
         except TimeoutError as exc:
             raise _Retry("timeout", f"no answer within {self._timeout_s}s") from exc
-        except aiohttp.ClientError as exc:
+        except self._client_error as exc:
             raise _Retry("connection", _short(f"{type(exc).__name__}: {exc}")) from exc
         try:
-            parsed = json.loads(text) if text else None
-        except ValueError:
+            parsed = orjson.loads(raw) if raw else None
+        except orjson.JSONDecodeError:
             parsed = None
-        if status != 200 and isinstance(parsed, dict):
+        if status == 200 and isinstance(parsed, dict):
+            return status, headers, parsed, ""  # the text is only read for messages about failures
+        text = raw.decode("utf-8", "replace")
+        if isinstance(parsed, dict):
             error = parsed.get("error")
             text = str(error.get("message", error)) if isinstance(error, dict) else text
         return status, headers, parsed, text
@@ -405,10 +426,77 @@ class _AiohttpClient:
         await self._session.close()
 
 
+@functools.lru_cache(maxsize=64)
+def _sdk_request(base_url: str, api_key: str) -> tuple[str, dict[str, str]]:
+    """The URL and headers the official client sends for a chat completion: its identification headers and
+    its auth header (unset optional headers, the SDK's ``Omit`` markers, dropped). Built once per process
+    (building the client loads the TLS trust store, ~50 ms); held in memory only."""
+    from openai import OpenAI
+
+    with OpenAI(base_url=base_url, api_key=api_key, max_retries=0) as sdk:
+        url = str(sdk.base_url).rstrip("/") + "/chat/completions"
+        headers = {k: v for k, v in {**sdk.default_headers, **sdk.auth_headers}.items() if isinstance(v, str)}
+    return url, headers
+
+
 @dataclass
 class _Context:
     clients: list[Any]
     in_flight: list[int]
     gate: asyncio.Semaphore
-    limiter: _Limiter
+    limiter: _Limiter | None
     sampling: Sampling
+    outbox: _Outbox
+
+
+class _Outbox:
+    """Hands answers to ``on_result`` once per turn of the event loop, all that arrived in that turn together.
+
+    Answers come back in bursts (requests sent together finish together); one callback per burst lets the
+    cache commit a burst in one transaction. Nothing awaits between an answer's arrival and its flush, so
+    a kill can only catch it in the same turn of the loop, like an answer still on the wire. An exception
+    from ``on_result`` cancels the run and is raised by ``raise_error``.
+    """
+
+    def __init__(self, on_result: ResultCallback) -> None:
+        self._on_result = on_result
+        self._pending: list[tuple[int, int, Completion]] = []
+        self._error: BaseException | None = None
+        self._task = asyncio.current_task()
+
+    def put(self, answered: list[tuple[int, int, Completion]]) -> None:
+        if not answered:
+            return
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self._flush_soon)
+        self._pending.extend(answered)
+
+    def _flush_soon(self) -> None:
+        try:
+            self.flush()
+        except Exception as exc:  # noqa: BLE001 - re-raised by raise_error in the caller's frame
+            self._error = exc
+            if self._task is not None:
+                self._task.cancel()
+
+    def flush(self) -> None:
+        if self._pending and self._error is None:
+            batch, self._pending = self._pending, []
+            self._on_result(batch)
+
+    @property
+    def failed(self) -> bool:
+        return self._error is not None
+
+    def raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+
+def _runner() -> asyncio.Runner:
+    """An event loop for one ``complete`` call: uvloop where installed (less CPU per request), else asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.Runner()
+    return asyncio.Runner(loop_factory=uvloop.new_event_loop)
