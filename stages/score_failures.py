@@ -6,13 +6,14 @@ import polars as pl
 
 from adacot.prm import open_scorer, score_failures
 from adacot.schemas import ATTEMPTS, PRM_SCORES, QUESTIONS, read_table, write_table
-from adacot.stageio import setup, write_metrics
+from adacot.stageio import api_errors_as_exit, setup, write_metrics
 
 
 def main() -> None:
     args, params = setup(__doc__, {
         "questions": "questions parquet (pool or eval set)", "attempts": "the student's graded attempts",
-        "base_model": "prepared student base (prm.model: base)", "scores": "out: step scores parquet",
+        "base_model": "prepared student base (prm.model: base)", "cache_dir": "response cache folder (prm.backend: openai)",
+        "scores": "out: step scores parquet",
         "metrics": "out: metrics JSON",
     })
     questions = read_table(Path(args.questions), QUESTIONS)
@@ -20,11 +21,12 @@ def main() -> None:
     if params.prm.kind == "none":
         scores, metrics = pl.DataFrame(schema=PRM_SCORES), {"grader": "none", "steps_scored": 0}
     else:
-        scorer = open_scorer(params.prm, args.base_model, params.engine, params.seed)
-        try:
-            scores, metrics = score_failures(questions, attempts, scorer, params.prm)
-        finally:
-            scorer.close()
+        with api_errors_as_exit():
+            scorer = open_scorer(params, args.base_model, Path(args.cache_dir))
+            try:
+                scores, metrics = score_failures(questions, attempts, scorer, params.prm)
+            finally:
+                scorer.close()
     write_table(scores, PRM_SCORES, Path(args.scores))
     write_metrics(args.metrics, metrics)
 

@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import hashlib
 import json
+import math
 import random
 import threading
 from collections import Counter
@@ -27,6 +28,19 @@ from dataclasses import dataclass
 from aiohttp import web
 
 Answer = Callable[[str, int], str]
+
+
+def judge_p_yes(user: str) -> float:
+    """The scripted judge's P(Yes) for a prompt: a fixed value in [0.05, 0.95] from its hash."""
+    return 0.05 + 0.9 * (int(hashlib.sha256(user.encode()).hexdigest()[:8], 16) % 1000) / 999
+
+
+def first_token_logprobs(user: str, top: int) -> dict[str, object]:
+    """The first token's top logprobs as the OpenAI API sends them: Yes / no spellings and a distractor."""
+    p_yes = judge_p_yes(user)
+    spread = [("Yes", 0.6 * p_yes), (" yes", 0.3 * p_yes), ("No", 0.9 * (1 - p_yes)), ("Maybe", 0.1)]
+    items = [{"token": t, "logprob": math.log(p), "bytes": list(t.encode())} for t, p in spread][: max(top, 1)]
+    return {"token": items[0]["token"], "logprob": items[0]["logprob"], "top_logprobs": items}
 
 
 def default_answer(user: str, sample: int) -> str:
@@ -61,6 +75,7 @@ class FakeOpenAIServer:
         api_key: str | None = None,
         seed: int = 0,
         port: int = 0,
+        logprobs: bool = True,
     ) -> None:
         self.latency_s = latency_s
         self.faults = faults or Faults()
@@ -70,6 +85,7 @@ class FakeOpenAIServer:
         self.reasoning = reasoning
         self.api_key = api_key
         self.port = port
+        self.logprobs = logprobs  # False: like deepseek-reasoner, top_logprobs are never returned
         self._rng = random.Random(seed)
         self.outcomes: Counter[str] = Counter()  # what each HTTP request got
         self.delivered: Counter[str] = Counter()  # request key -> answers delivered
@@ -216,7 +232,10 @@ class FakeOpenAIServer:
                 message["reasoning_content"] = thought
                 reasoning_tokens += len(thought.split())
                 completion_tokens += len(thought.split())
-            choices.append({"index": i, "message": message, "finish_reason": "stop"})
+            choice: dict[str, object] = {"index": i, "message": message, "finish_reason": "stop"}
+            if body.get("logprobs") and self.logprobs:
+                choice["logprobs"] = {"content": [first_token_logprobs(user, int(body.get("top_logprobs") or 0))]}
+            choices.append(choice)
         return web.json_response({
             "id": f"chatcmpl-{key[:12]}", "object": "chat.completion", "created": 0, "model": self.model,
             "choices": choices,

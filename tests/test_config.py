@@ -75,6 +75,14 @@ BAD_PARAMS: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
     ("unknown_rule", _set("levels.rule", "process"), ["levels.rule"]),
     ("prm_rule_without_grader", _set("prm.kind", "none"), ["levels.rule=prm needs a PRM grader"]),
     ("unknown_prm_kind", _set("prm.kind", "orm"), ["prm.kind"]),
+    ("served_discriminative_prm", lambda raw: (_set("prm.backend", "openai")(raw), _set("prm.served_model", "j")(raw),
+                                               _set("prm.kind", "discriminative")(raw)),
+     ["prm.kind=discriminative runs on local weights only"]),
+    ("served_prm_without_name", _set("prm.backend", "openai"), ["prm.backend=openai needs prm.served_model"]),
+    ("role_api_unknown_key", _set("teacher.api", {"base_url": "http://x/v1"}), ["teacher.api.base_url: unknown key"]),
+    ("role_api_bad_value", _set("student.api", {"max_concurrency": 0}),
+     ["student.api does not give a valid api section", "student.api.max_concurrency"]),
+    ("role_api_bad_url", _set("prm.api", {"base_urls": ["ftp://x"]}), ["prm.api", "must be http(s) URLs"]),
     ("unknown_aggregate", _set("levels.aggregate", "max"), ["levels.aggregate"]),
     ("min_score_not_falling", _set("levels.min_score", {"medium": 0.2, "hard": 0.5, "very_hard": 0.1}),
      ["min_score must fall"]),
@@ -143,3 +151,17 @@ def test_shares_normalize_any_weights(weights: list[float]) -> None:
     total = sum(weights)
     for level, weight in zip(LEVELS, weights):
         assert shares[level] == pytest.approx(weight / total, rel=1e-9, abs=1e-12)
+
+
+def test_a_role_can_use_its_own_servers(params_raw: dict[str, Any]) -> None:
+    # Teacher on a paid API, student and judge on a local vLLM server: one params file.
+    params_raw["api"] = {**params_raw["api"], "base_urls": ["http://127.0.0.1:8000/v1"], "api_key_env": None}
+    params_raw["teacher"]["api"] = {"base_urls": ["https://api.deepseek.com/v1"], "api_key_env": "DEEPSEEK_API_KEY",
+                                    "max_concurrency": 16}
+    params_raw["prm"]["api"] = {"api_key_env": None}  # an explicit null overrides too
+    params = parse_params(params_raw)
+    teacher = params.role_api("teacher")
+    assert teacher.base_urls == ["https://api.deepseek.com/v1"] and teacher.api_key_env == "DEEPSEEK_API_KEY"
+    assert teacher.max_concurrency == 16 and teacher.max_retries == params.api.max_retries  # the rest inherited
+    assert params.role_api("student") == params.api
+    assert params.role_api("prm").api_key_env is None

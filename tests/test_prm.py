@@ -11,13 +11,18 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from adacot.config import EngineParams, PrmParams
+from openai_fake_server import FakeOpenAIServer, Faults, judge_p_yes
+
+from adacot.config import EngineParams, Params, PrmParams, parse_params
+from adacot.llm.openai_backend import ApiFatalError
 from adacot.prm import (
+    ApiJudge,
     GenerativeJudge,
     aggregate,
     attempt_scores,
     failing_attempts,
     judge_conversations,
+    open_scorer,
     question_scores,
     score_failures,
     split_steps,
@@ -25,7 +30,8 @@ from adacot.prm import (
 )
 from adacot.schemas import ATTEMPTS, PRM_SCORES, QUESTIONS, conform
 
-PRM = PrmParams(kind="generative", model="base", max_steps=3, max_attempts=2, max_step_chars=40)
+PRM = PrmParams(kind="generative", backend="local", model="base", served_model=None, api={}, max_steps=3,
+                max_attempts=2, max_step_chars=40)
 
 
 @pytest.mark.parametrize(
@@ -126,6 +132,60 @@ def test_score_failures_table_and_combination() -> None:
     assert dict(zip(best["question_id"], best["prm_score"])) == {"q1": pytest.approx(0.2), "q2": pytest.approx(0.2)}
     mean = question_scores(table, "mean", "mean")
     assert dict(zip(mean["question_id"], mean["prm_score"]))["q2"] == pytest.approx(0.275)
+
+
+def _api_params(params_raw: dict, url: str, **api: object) -> Params:
+    raw = {**params_raw,
+           "prm": {**params_raw["prm"], "backend": "openai", "served_model": "judge"},
+           "api": {**params_raw["api"], "base_urls": ["http://127.0.0.1:9/v1"], "api_key_env": None},
+           "student": {**params_raw["student"], "api": {}}}
+    # The judge's own server, given as a role override: the top-level api points elsewhere.
+    raw["prm"]["api"] = {"base_urls": [url], "max_retries": 1, "backoff_initial_s": 0.01, "backoff_max_s": 0.02,
+                         "request_timeout_s": 5, **api}
+    return parse_params(raw)
+
+
+def test_api_judge_reads_top_logprobs_through_the_cache(params_raw: dict, tmp_path: Path) -> None:
+    questions, attempts = _frames()
+    with FakeOpenAIServer(model="judge") as server:
+        params = _api_params(params_raw, server.base_url)
+        judge = open_scorer(params, "unused", tmp_path / "cache")
+        assert isinstance(judge, ApiJudge) and judge.grader_id == "generative:openai:judge"
+        table, metrics = score_failures(questions, attempts, judge, PRM)
+        asked = server.answered
+        # Each step's score is the server's P(Yes) for that judge prompt (every spelling of yes/no summed).
+        expected = [judge_p_yes(conv[1]["content"]) for q, steps in [
+            ("2+3?", ["2+3=6", "So \\boxed{6}."]), ("4*5?", ["4*5=9", "guess"])] for conv in judge_conversations(q, steps)]
+        assert table["step_score"].drop_nulls().to_list() == pytest.approx(expected)
+        assert asked == 4 and metrics["cache"]["misses"] == 4 and metrics["api"]["requests_sent"] == 4
+
+        again, metrics = score_failures(questions, attempts, open_scorer(params, "unused", tmp_path / "cache"), PRM)
+        assert server.answered == asked  # a rerun pays for nothing
+        assert metrics["cache"]["hits"] == 4
+        assert again.equals(table)
+
+
+def test_api_judge_needs_a_server_that_returns_logprobs(params_raw: dict, tmp_path: Path) -> None:
+    questions, attempts = _frames()
+    with FakeOpenAIServer(model="judge", logprobs=False) as server:
+        judge = open_scorer(_api_params(params_raw, server.base_url), "unused", tmp_path / "cache")
+        with pytest.raises(ApiFatalError, match="top_logprobs"):
+            score_failures(questions, attempts, judge, PRM)
+
+
+def test_api_judge_failures_stop_the_stage_and_a_rerun_asks_only_them(params_raw: dict, tmp_path: Path) -> None:
+    questions, attempts = _frames()
+    with FakeOpenAIServer(model="judge", faults=Faults(server_error=0.5), seed=1) as server:
+        params = _api_params(params_raw, server.base_url, max_retries=0)
+        with pytest.raises(RuntimeError, match="judge requests failed for good"):
+            score_failures(questions, attempts, open_scorer(params, "unused", tmp_path / "cache"), PRM)
+        answered = server.answered
+        assert 0 < answered < 4
+        server.faults = Faults()
+        table, metrics = score_failures(questions, attempts, open_scorer(params, "unused", tmp_path / "cache"), PRM)
+    assert metrics["cache"]["hits"] == answered and metrics["cache"]["misses"] == 4 - answered
+    assert server.repeated_answers() == {}
+    assert table["step_score"].drop_nulls().len() == 4
 
 
 def test_generative_judge_needs_probabilities() -> None:

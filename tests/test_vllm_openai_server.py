@@ -112,3 +112,39 @@ def test_fan_out_against_vllm_server(vllm_server: str, params_raw: dict[str, Any
     out = model.complete([({"role": "user", "content": "Name a prime number."},)], Sampling(8, 0.9, 0.95, 5), 3)
     assert len(out[0]) == 3 and model.stats.requests_sent == 3
     assert all(c.prompt_tokens > 0 and c.completion_tokens > 0 for c in out[0])
+
+
+def test_served_judge_agrees_with_the_local_judge(vllm_server: str, params_raw: dict[str, Any], base_model: Path,
+                                                  tmp_path: Path) -> None:
+    # prm.backend=openai: the same weights served by vLLM give the same step scores as the local engine,
+    # read from the first token's top_logprobs; a second scoring is answered by the cache.
+    from adacot.config import EngineParams
+    from adacot.llm import open_local_model
+    from adacot.prm import ApiJudge, GenerativeJudge, open_scorer
+
+    raw = {**params_raw, "prm": {**params_raw["prm"], "backend": "openai", "served_model": SERVED,
+                                 "api": {"base_urls": [vllm_server], "api_key_env": None, "request_timeout_s": 300,
+                                         "max_concurrency": 8}}}
+    params = parse_params(raw)
+    items = [("What is 2 + 3?", ["2 + 3 = 5.", "So the answer is \\boxed{5}."]), ("What is 4 * 5?", ["4 * 5 = 9."])]
+    served_judge = open_scorer(params, base_model, tmp_path / "cache")
+    assert isinstance(served_judge, ApiJudge)
+    served = served_judge.score(items)
+    assert served_judge.metrics()["cache"]["misses"] == 3
+
+    engine = EngineParams(backend="vllm", dtype="float32", max_model_len=1024, enforce_eager=True, in_process=True,
+                          batch_requests=64, cpu_kvcache_space_gib=1, cpu_threads=2, gpu_memory_utilization=0.9,
+                          tensor_parallel_size=1, data_parallel_size=1)
+    local_model = open_local_model(base_model, engine, seed=0)
+    try:
+        local = GenerativeJudge(local_model).score(items)
+    finally:
+        local_model.close()
+    assert [len(row) for row in served] == [2, 1]
+    assert any(v != 0.5 for row in served for v in row)  # real weight on Yes/No, not "neither in the top 20"
+    for served_row, local_row in zip(served, local, strict=True):
+        assert served_row == pytest.approx(local_row, abs=0.02)
+
+    again_judge = open_scorer(params, base_model, tmp_path / "cache")
+    assert again_judge.score(items) == served
+    assert again_judge.metrics()["cache"]["hits"] == 3

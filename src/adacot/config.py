@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from adacot.levels import LEVELS
 
@@ -68,6 +68,7 @@ class StudentParams(Section):
 
     backend: Backend
     served_model: str | None = Field(description="openai: the model name the server serves the student as")
+    api: ApiOverride = Field(description="openai: keys of `api` that differ for the student ({} = none)")
 
     @model_validator(mode="after")
     def _check(self) -> StudentParams:
@@ -107,6 +108,22 @@ class ApiParams(Section):
         if any("@" in u.split("//", 1)[1].split("/", 1)[0] for u in self.base_urls):
             raise ValueError("api.base_urls must not hold credentials; put the key in the api_key_env variable")
         return self
+
+
+def _optional_fields(model: type[BaseModel]) -> dict[str, Any]:
+    return {name: (field.annotation | None, None) for name, field in model.model_fields.items()}
+
+
+class _ApiOverrideBase(Section):
+    def merged_over(self, api: ApiParams) -> ApiParams:
+        """``api`` with the keys this override sets (an explicit null included) replaced."""
+        return ApiParams.model_validate({**api.model_dump(), **self.model_dump(exclude_unset=True)})
+
+
+ApiOverride = create_model(
+    "ApiOverride", __base__=_ApiOverrideBase, __doc__="A role's own `api` keys (another server, key or limits); "
+    "keys left out come from the top-level `api` section.", **_optional_fields(ApiParams),
+)
 
 
 class PriceParams(Section):
@@ -182,10 +199,23 @@ class PrmParams(Section):
     """
 
     kind: Literal["generative", "discriminative", "none"]
-    model: str = Field(min_length=1, description="'base' (the prepared student base) or a local HF folder")
+    backend: Backend = Field(description="local (weights in `model`) | openai (a server's top_logprobs, generative only)")
+    model: str = Field(min_length=1, description="local: 'base' (the prepared student base) or a local HF folder")
+    served_model: str | None = Field(description="openai: the judge's model name on the server")
+    api: ApiOverride = Field(description="openai: keys of `api` that differ for the judge ({} = none)")
     max_steps: int = Field(gt=0, description="steps scored per attempt (the last ones: where it went wrong)")
     max_attempts: int = Field(gt=0, description="failing attempts scored per question")
     max_step_chars: int = Field(gt=0, description="a longer step is cut to its last characters")
+
+    @model_validator(mode="after")
+    def _check(self) -> PrmParams:
+        if self.backend == "openai":
+            if self.kind == "discriminative":
+                raise ValueError("prm.kind=discriminative runs on local weights only (vLLM's pooling runner); "
+                                 "over a server use prm.kind=generative, or prm.backend=local")
+            if not self.served_model:
+                raise ValueError("prm.backend=openai needs prm.served_model (the judge's name on the server)")
+        return self
 
 
 class DistParams(Section):
@@ -247,6 +277,7 @@ class TeacherParams(SamplingParamsSection):
     )
     attempts: int = Field(ge=1, description="m: solutions per question")
     keep_unverified: bool
+    api: ApiOverride = Field(description="openai: keys of `api` that differ for the teacher ({} = none)")
 
 
 class VerifyParams(Section):
@@ -302,7 +333,17 @@ class Params(Section):
         if self.levels.rule == "prm" and self.prm.kind == "none":
             raise ValueError("levels.rule=prm needs a PRM grader: set prm.kind to generative or discriminative, "
                              "or levels.rule to pass_rate_bands")
+        for role in ("student", "teacher", "prm"):
+            try:
+                self.role_api(role)
+            except ValidationError as error:
+                raise ValueError(f"{role}.api does not give a valid api section:\n{_format(error, role + '.api')}") from None
         return self
+
+    def role_api(self, role: Literal["student", "teacher", "prm"]) -> ApiParams:
+        """The servers, key and limits a role uses when its backend is ``openai``: ``api`` with its overrides."""
+        override: _ApiOverrideBase = getattr(self, role).api
+        return override.merged_over(self.api)
 
 
 S = TypeVar("S", bound=BaseModel)
@@ -323,6 +364,8 @@ def _format(error: ValidationError, prefix: str) -> str:
             lines.append(f"  {key}: unknown key; remove it or fix its spelling")
         elif kind == "missing":
             lines.append(f"  {key}: missing; add it to params.yaml")
+        elif not item["loc"]:  # a rule across sections: the message names the keys
+            lines.append("  " + item["msg"].removeprefix("Value error, "))
         else:
             lines.append(f"  {key}: {item['msg']} (got {item.get('input')!r})")
     return "\n".join(lines)

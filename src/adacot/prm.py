@@ -6,7 +6,9 @@ step. Two graders produce step scores in [0, 1] (``StepScorer``):
 
 - a *generative judge* (``kind: generative``): any chat model is shown the problem, the steps so far and
   one new step, and asked whether that step is correct; the step's score is P("Yes") / (P("Yes") + P("No"))
-  from its next-token distribution (``yes_probability`` on the vLLM and transformers backends);
+  from its next-token distribution (``yes_probability`` on the vLLM and transformers backends; over an
+  OpenAI-compatible server, ``ApiJudge`` reads the first token's ``top_logprobs`` through the response
+  cache, so a rerun never pays for a judged step twice);
 - a *discriminative PRM* (``kind: discriminative``): a reward model run through vLLM's pooling runner with
   the ``token_classify`` task (e.g. Qwen2.5-Math-PRM-7B), read at the last token of each step.
 
@@ -17,15 +19,18 @@ never rescores); ``attempt_scores`` and ``question_scores`` combine them as ``le
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import polars as pl
 
-from adacot.config import PrmParams
-from adacot.llm.base import Conversation
+from adacot.config import Params, PrmParams
+from adacot.llm.base import Conversation, Sampling
+from adacot.llm.cache import CacheStats, Price, ResponseCache, cached_complete
 from adacot.schemas import ATTEMPTS, PRM_SCORES, QUESTIONS, conform
 from adacot.verify.extract import strip_reasoning
 
@@ -166,6 +171,8 @@ def score_failures(
         "mean_step_score": float(values.mean()) if values.len() else None,
         "undecided_steps": int((values == 0.5).sum()),
     }
+    if hasattr(scorer, "metrics"):  # a served judge: its cache hits, spend and request counts
+        metrics.update(scorer.metrics())
     return table, metrics
 
 
@@ -190,15 +197,76 @@ def question_scores(prm_scores: pl.DataFrame, aggregate_how: str, pick: str) -> 
     return per_attempt.group_by("question_id", maintain_order=True).agg(prm_score=expr)
 
 
-def open_scorer(prm: PrmParams, base_path: Any, engine: Any, seed: int) -> Any:
-    """The step scorer ``prm`` asks for, on the local weights (``base`` = the prepared student base).
+JUDGE_SAMPLING = Sampling(max_tokens=1, temperature=0.0, top_p=1.0, seed=0)
+
+
+def yes_share_of_top(pairs: Sequence[Sequence[Any]]) -> float:
+    """``yes_share`` of a first-token distribution given as [(token, logprob), ...]: every spelling counts."""
+    p_yes = p_no = 0.0
+    for token, logprob in pairs:
+        word = str(token).strip().lower()
+        if word == "yes":
+            p_yes += math.exp(float(logprob))
+        elif word == "no":
+            p_no += math.exp(float(logprob))
+    return yes_share(p_yes, p_no)
+
+
+class ApiJudge(GenerativeJudge):
+    """The generative judge on an OpenAI-compatible server: one ``max_tokens=1`` request per step asking for
+    the first token's ``top_logprobs``, answered through the response cache (committed as answers arrive),
+    so a crash mid-scoring resumes where it stopped. A step whose request failed for good stops the stage
+    after the others are cached; a rerun asks only for the failed ones.
+    """
+
+    def __init__(self, model: Any, cache: ResponseCache | None, price: Price, *, top_logprobs: int = 20) -> None:
+        self._model = model
+        self._view = model.top_logprobs_view(top_logprobs)
+        self._cache = cache
+        self._price = price
+        self.cache_stats: CacheStats | None = None
+
+    def score(self, items: Sequence[tuple[str, list[str]]]) -> list[list[float]]:
+        conversations = [c for question, steps in items for c in judge_conversations(question, steps)]
+        completions, self.cache_stats = cached_complete(
+            self._view, conversations, JUDGE_SAMPLING, 1, self._cache, desc="judge", price=self._price
+        )
+        failed = [row[0].error for row in completions if row[0].failed]
+        if failed:
+            raise RuntimeError(f"{len(failed)} of {len(conversations)} judge requests failed for good "
+                               f"(first: {failed[0]}); the answered ones are cached: rerun to ask only these")
+        flat = [yes_share_of_top(json.loads(row[0].text)) for row in completions]
+        out, at = [], 0
+        for _, steps in items:
+            out.append(flat[at : at + len(steps)])
+            at += len(steps)
+        return out
+
+    def metrics(self) -> dict[str, Any]:
+        return {"cache": self.cache_stats.as_metrics() if self.cache_stats else None,
+                "api": self._model.stats.as_metrics()}
+
+    def close(self) -> None:
+        """Nothing held between calls."""
+
+
+def open_scorer(params: Params, base_path: Any, cache_dir: Path | None = None) -> Any:
+    """The step scorer ``params.prm`` asks for: local weights (``base`` = the prepared student base) or a
+    served judge (``prm.backend: openai``, answered through the response cache in ``cache_dir``).
 
     Returns an object with ``score``, ``grader_id`` and ``close``.
     """
-    from pathlib import Path
-
     from adacot.models import read_model_info
 
+    prm, engine, seed = params.prm, params.engine, params.seed
+    if prm.backend == "openai":
+        from adacot.llm import api_key_from_env, price_for
+        from adacot.llm.openai_backend import OpenAIChatModel
+
+        api = params.role_api("prm")
+        name = prm.served_model or ""
+        model = OpenAIChatModel(name, api, api_key_from_env(api), seed=seed)
+        return ApiJudge(model, ResponseCache(cache_dir) if cache_dir else None, price_for(params, name))
     path = Path(base_path) if prm.model == "base" else Path(prm.model)
     if prm.kind == "discriminative":
         from adacot.llm.vllm_backend import VllmProcessRewardModel, vllm_importable

@@ -119,21 +119,29 @@ def local_model(path: str | Path, params: Params) -> Iterator[ChatModel]:
 
 
 @contextmanager
+def api_errors_as_exit() -> Iterator[None]:
+    """A missing API key or a server refusing everything (bad key, unknown model, no logprobs) ends the
+    stage with a one-line error instead of a traceback."""
+    from adacot.llm import ApiKeyMissing
+    from adacot.llm.openai_backend import ApiFatalError
+
+    try:
+        yield
+    except (ApiKeyMissing, ApiFatalError) as error:
+        raise SystemExit(f"error: {error}") from None
+
+
+@contextmanager
 def role_model(role: str, local_path: str | Path, params: Params) -> Iterator[tuple[ChatModel, Price]]:
     """Open the model params choose for ``role`` (see ``open_role_model``) and always release it.
 
     A missing API key or a dead server is reported as a one-line error before any work starts.
     """
-    from adacot.llm import ApiKeyMissing, open_role_model
-    from adacot.llm.openai_backend import ApiFatalError
+    from adacot.llm import open_role_model
 
-    try:
+    with api_errors_as_exit():
         model, price = open_role_model(role, params, Path(local_path))  # type: ignore[arg-type]
-    except ApiKeyMissing as error:
-        raise SystemExit(f"error: {error}") from None
-    try:
-        yield model, price
-    except ApiFatalError as error:
-        raise SystemExit(f"error: {error}") from None
-    finally:
-        model.close()
+        try:
+            yield model, price
+        finally:
+            model.close()

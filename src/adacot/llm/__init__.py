@@ -103,6 +103,7 @@ def open_role_model(role: Role, params: Params, local_path: Path) -> tuple[ChatM
     if backend == "openai":
         from adacot.llm.openai_backend import OpenAIChatModel
 
-        return OpenAIChatModel(name, params.api, api_key_from_env(params.api), seed=params.seed), price_for(params, name)
+        api = params.role_api(role)
+        return OpenAIChatModel(name, api, api_key_from_env(api), seed=params.seed), price_for(params, name)
     model = open_local_model(local_path, params.engine, params.seed)
     return model, price_for(params, model.model_id.split("@")[0])

@@ -20,6 +20,7 @@ The API key is held only in the client objects: it is never logged, hashed or st
 from __future__ import annotations
 
 import asyncio
+import copy
 import email.utils
 import functools
 import logging
@@ -144,12 +145,25 @@ class OpenAIChatModel:
         self._key = api_key
         self._seed = seed
         self._native_n = api.native_n
+        self._top_logprobs: int | None = None
         self.stats = ApiStats()
 
     @property
     def model_id(self) -> str:
         # The served name, not the URL: the same model behind several URLs (or a moved server) shares a cache.
+        if self._top_logprobs:
+            return f"openai:{self._model}|top_logprobs={self._top_logprobs}"
         return f"openai:{self._model}"
+
+    def top_logprobs_view(self, k: int = 20) -> OpenAIChatModel:
+        """This model asked for the ``k`` likeliest first tokens instead of text (a generative judge's read).
+
+        Each answer's ``text`` is then the JSON list ``[[token, logprob], ...]`` of the first generated
+        token; its ``model_id`` differs, so these answers have cache keys of their own. Stats are shared.
+        """
+        view = copy.copy(self)
+        view._top_logprobs = k
+        return view
 
     def __repr__(self) -> str:  # never show the key
         return f"OpenAIChatModel(model={self._model!r}, base_urls={self._api.base_urls!r})"
@@ -291,6 +305,9 @@ class OpenAIChatModel:
             "model": self._model, "messages": messages, "max_tokens": sampling.max_tokens,
             "temperature": sampling.temperature, "top_p": sampling.top_p, "n": n, "seed": seed,
         }
+        if self._top_logprobs:
+            body["logprobs"] = True
+            body["top_logprobs"] = self._top_logprobs
         if isinstance(client, _AiohttpClient):
             status, headers, response, text = await client.post(body)
             if status != 200:
@@ -361,10 +378,14 @@ class OpenAIChatModel:
         k = len(choices)
         latency = round(latency_s, 4)
         for i, (choice, message) in enumerate(zip(choices, messages)):
-            reasoning = message.get("reasoning_content") or message.get("reasoning")
+            if self._top_logprobs:
+                text = self._first_token_logprobs(choice)
+            else:
+                reasoning = message.get("reasoning_content") or message.get("reasoning")
+                text = join_reasoning(reasoning if isinstance(reasoning, str) else None, message.get("content"))
             results.append(
                 Completion(
-                    text=join_reasoning(reasoning if isinstance(reasoning, str) else None, message.get("content")),
+                    text=text,
                     finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
                     prompt_tokens=prompt if i == 0 else 0,
                     completion_tokens=completion_total // k + (i < completion_total % k),
@@ -377,6 +398,19 @@ class OpenAIChatModel:
         self.stats.answered += k
         self.stats.latency_s_total += latency_s * k
         return results
+
+    def _first_token_logprobs(self, choice: dict[str, Any]) -> str:
+        import orjson
+
+        try:
+            top = choice["logprobs"]["content"][0]["top_logprobs"]
+            pairs = [[str(item["token"]), float(item["logprob"])] for item in top]
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise ApiFatalError(
+                f"model {self._model!r} answered without top_logprobs: the generative judge needs a server that "
+                "returns them (vLLM's OpenAI server, OpenAI, deepseek-chat; not deepseek-reasoner)"
+            ) from exc
+        return orjson.dumps(pairs).decode()
 
 
 class _AiohttpClient:
