@@ -226,7 +226,7 @@ def test_roles_choose_their_backend_and_price(params_raw: dict, monkeypatch: pyt
     monkeypatch.delenv("ADACOT_TEST_KEY")
     with pytest.raises(ApiKeyMissing):
         open_role_model("teacher", params, Path("unused"))
-    bad_student = {**params_raw, "student": {"backend": "openai", "served_model": None}}
+    bad_student = {**params_raw, "student": {"backend": "openai", "served_model": None, "api": {}}}
     from adacot.config import ParamsError
 
     with pytest.raises(ParamsError, match="served_model"):
