@@ -10,7 +10,6 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-
 from openai_fake_server import FakeOpenAIServer, Faults, judge_p_yes
 
 from adacot.config import EngineParams, Params, PrmParams, parse_params

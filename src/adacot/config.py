@@ -8,6 +8,7 @@ and does not hold secrets (those come from the environment).
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -178,13 +179,13 @@ class LevelsParams(Section):
                     f"got {sorted(table)}"
                 )
         edges = [self.solved_pass_rate] + [self.min_pass_rate[level] for level in expected]
-        if any(not 0 <= e <= 1 for e in edges) or any(a <= b for a, b in zip(edges, edges[1:])):
+        if any(not 0 <= e <= 1 for e in edges) or any(a <= b for a, b in itertools.pairwise(edges)):
             raise ValueError(
                 "levels thresholds must fall strictly from solved_pass_rate through "
                 f"{', '.join(expected)} and lie in [0, 1]; got {edges}"
             )
         scores = [self.min_score[level] for level in expected]
-        if any(not 0 <= e <= 1 for e in scores) or any(a <= b for a, b in zip(scores, scores[1:])):
+        if any(not 0 <= e <= 1 for e in scores) or any(a <= b for a, b in itertools.pairwise(scores)):
             raise ValueError(f"levels.min_score must fall strictly from medium to very_hard within [0, 1]; got {scores}")
         return self
 
