@@ -13,9 +13,9 @@ import pytest
 from openai_fake_server import FakeOpenAIServer, Faults, judge_p_yes
 
 from adacot.config import EngineParams, Params, PrmParams, parse_params
+from adacot.llm import ResponseCache
 from adacot.llm.openai_backend import ApiFatalError
 from adacot.prm import (
-    ApiJudge,
     GenerativeJudge,
     aggregate,
     attempt_scores,
@@ -122,6 +122,8 @@ def test_score_failures_table_and_combination() -> None:
     assert list(table.columns) == list(PRM_SCORES)
     assert model.asked == 4  # q1#1 two steps, q2#0 two steps, q2#1 none
     assert table.filter(pl.col("question_id") == "q2", pl.col("sample_index") == 1)["step_index"].to_list() == [None]
+    cache = metrics.pop("cache")
+    assert cache["misses"] == 4 and cache["hits"] == 0
     assert metrics == {"grader": "generative:judge@1", "questions_scored": 2, "attempts_scored": 3, "steps_scored": 4,
                        "attempts_without_steps": 1, "mean_step_score": pytest.approx(0.55), "undecided_steps": 0}
     per_attempt = attempt_scores(table, "mean")
@@ -131,6 +133,20 @@ def test_score_failures_table_and_combination() -> None:
     assert dict(zip(best["question_id"], best["prm_score"])) == {"q1": pytest.approx(0.2), "q2": pytest.approx(0.2)}
     mean = question_scores(table, "mean", "mean")
     assert dict(zip(mean["question_id"], mean["prm_score"]))["q2"] == pytest.approx(0.275)
+
+
+def test_local_judge_answers_are_cached_so_reruns_judge_only_new_steps(tmp_path: Path) -> None:
+    questions, attempts = _frames()
+    model = ScriptedJudge()
+    first, _ = score_failures(questions, attempts, GenerativeJudge(model, ResponseCache(tmp_path)), PRM)
+    assert model.asked == 4
+    again, metrics = score_failures(questions, attempts, GenerativeJudge(model, ResponseCache(tmp_path)), PRM)
+    assert model.asked == 4 and metrics["cache"]["hits"] == 4  # a crash or a rerun judges nothing twice
+    assert again.equals(first)
+    # One more attempt per question is scored: only its steps go to the judge.
+    more = PRM.model_copy(update={"max_attempts": 3})
+    _, metrics = score_failures(questions, attempts, GenerativeJudge(model, ResponseCache(tmp_path)), more)
+    assert model.asked == 4 + 1 and metrics["cache"]["hits"] == 4 and metrics["cache"]["misses"] == 1
 
 
 def _api_params(params_raw: dict, url: str, **api: object) -> Params:
@@ -149,7 +165,7 @@ def test_api_judge_reads_top_logprobs_through_the_cache(params_raw: dict, tmp_pa
     with FakeOpenAIServer(model="judge") as server:
         params = _api_params(params_raw, server.base_url)
         judge = open_scorer(params, "unused", tmp_path / "cache")
-        assert isinstance(judge, ApiJudge) and judge.grader_id == "generative:openai:judge"
+        assert isinstance(judge, GenerativeJudge) and judge.grader_id == "generative:openai:judge"
         table, metrics = score_failures(questions, attempts, judge, PRM)
         asked = server.answered
         # Each step's score is the server's P(Yes) for that judge prompt (every spelling of yes/no summed).

@@ -120,7 +120,7 @@ def test_served_judge_agrees_with_the_local_judge(vllm_server: str, params_raw: 
     # read from the first token's top_logprobs; a second scoring is answered by the cache.
     from adacot.config import EngineParams
     from adacot.llm import open_local_model
-    from adacot.prm import ApiJudge, GenerativeJudge, open_scorer
+    from adacot.prm import GenerativeJudge, open_scorer
 
     raw = {**params_raw, "prm": {**params_raw["prm"], "backend": "openai", "served_model": SERVED,
                                  "api": {"base_urls": [vllm_server], "api_key_env": None, "request_timeout_s": 300,
@@ -128,7 +128,7 @@ def test_served_judge_agrees_with_the_local_judge(vllm_server: str, params_raw: 
     params = parse_params(raw)
     items = [("What is 2 + 3?", ["2 + 3 = 5.", "So the answer is \\boxed{5}."]), ("What is 4 * 5?", ["4 * 5 = 9."])]
     served_judge = open_scorer(params, base_model, tmp_path / "cache")
-    assert isinstance(served_judge, ApiJudge)
+    assert served_judge.grader_id == f"generative:openai:{SERVED}"
     served = served_judge.score(items)
     assert served_judge.metrics()["cache"]["misses"] == 3
 

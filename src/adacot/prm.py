@@ -7,8 +7,8 @@ step. Two graders produce step scores in [0, 1] (``StepScorer``):
 - a *generative judge* (``kind: generative``): any chat model is shown the problem, the steps so far and
   one new step, and asked whether that step is correct; the step's score is P("Yes") / (P("Yes") + P("No"))
   from its next-token distribution (``yes_probability`` on the vLLM and transformers backends; over an
-  OpenAI-compatible server, ``ApiJudge`` reads the first token's ``top_logprobs`` through the response
-  cache, so a rerun never pays for a judged step twice);
+  OpenAI-compatible server, the first token's ``top_logprobs``); every judged step goes through the
+  response cache, so a rerun never judges a step twice;
 - a *discriminative PRM* (``kind: discriminative``): a reward model run through vLLM's pooling runner with
   the ``token_classify`` task (e.g. Qwen2.5-Math-PRM-7B), read at the last token of each step.
 
@@ -29,7 +29,7 @@ from typing import Any, Protocol
 import polars as pl
 
 from adacot.config import Params, PrmParams
-from adacot.llm.base import Conversation, Sampling
+from adacot.llm.base import Completion, Conversation, Sampling
 from adacot.llm.cache import CacheStats, Price, ResponseCache, cached_complete
 from adacot.schemas import ATTEMPTS, PRM_SCORES, QUESTIONS, conform
 from adacot.verify.extract import strip_reasoning
@@ -89,12 +89,32 @@ def yes_share(p_yes: float, p_no: float) -> float:
 
 
 class GenerativeJudge:
-    """Step scores from a chat model's next-token probabilities of Yes / No (``yes_probability``)."""
+    """Step scores from a chat model's next-token probabilities of Yes / No, through the response cache.
 
-    def __init__(self, model: Any) -> None:
-        if not hasattr(model, "yes_probability"):
-            raise TypeError(f"{type(model).__name__} cannot report next-token probabilities; use vllm or transformers")
+    A local model (vLLM, transformers) reports P(Yes) / (P(Yes) + P(No)) itself (``yes_probability``); a
+    served one (``OpenAIChatModel``) is asked for the first token's ``top_logprobs`` (one ``max_tokens=1``
+    request per step) and the share is read from them. Either way every judged step is stored in the
+    response cache (local engines per ``batch_requests`` conversations, servers as answers arrive), so a
+    crash mid-scoring resumes where it stopped and a rerun that adds steps judges only the new ones. A
+    step whose request failed for good stops the stage after the others are cached.
+    """
+
+    def __init__(self, model: Any, cache: ResponseCache | None = None, price: Price | None = None, *,
+                 batch_requests: int = 256, top_logprobs: int = 20) -> None:
+        if hasattr(model, "top_logprobs_view"):
+            self._asker: Any = model.top_logprobs_view(top_logprobs)
+            self._read = lambda text: yes_share_of_top(json.loads(text))
+        elif hasattr(model, "yes_probability"):
+            self._asker = _YesShareModel(model)
+            self._read = float
+        else:
+            raise TypeError(f"{type(model).__name__} cannot report next-token probabilities; use vllm, "
+                            "transformers or an OpenAI-compatible server that returns top_logprobs")
         self._model = model
+        self._cache = cache
+        self._price = price or Price()
+        self._batch_requests = batch_requests
+        self.cache_stats: CacheStats | None = None
 
     @property
     def grader_id(self) -> str:
@@ -102,12 +122,50 @@ class GenerativeJudge:
 
     def score(self, items: Sequence[tuple[str, list[str]]]) -> list[list[float]]:
         conversations = [c for question, steps in items for c in judge_conversations(question, steps)]
-        flat = self._model.yes_probability(conversations) if conversations else []
+        completions, self.cache_stats = cached_complete(
+            self._asker, conversations, JUDGE_SAMPLING, 1, self._cache, batch_requests=self._batch_requests,
+            desc="judge", price=self._price,
+        )
+        failed = [row[0].error for row in completions if row[0].failed]
+        if failed:
+            raise RuntimeError(f"{len(failed)} of {len(conversations)} judge requests failed for good "
+                               f"(first: {failed[0]}); the answered ones are cached: rerun to ask only these")
+        flat = [self._read(row[0].text) for row in completions]
         out, at = [], 0
         for _, steps in items:
             out.append(flat[at : at + len(steps)])
             at += len(steps)
         return out
+
+    def metrics(self) -> dict[str, Any]:
+        """Cache hits, misses and spend of the last ``score``; the client's counts for a served judge."""
+        out: dict[str, Any] = {"cache": self.cache_stats.as_metrics() if self.cache_stats else None}
+        if hasattr(self._model, "stats"):
+            out["api"] = self._model.stats.as_metrics()
+        return out
+
+    def close(self) -> None:
+        if hasattr(self._model, "close"):
+            self._model.close()
+
+
+class _YesShareModel:
+    """A local judge as a ``ChatModel`` for the cache: each answer's text is its yes-share, as a float."""
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+
+    @property
+    def model_id(self) -> str:
+        return f"{self._model.model_id}|yes_share"
+
+    def complete(self, conversations: Sequence[Conversation], sampling: Sampling, n: int) -> list[list[Completion]]:
+        shares = self._model.yes_probability(conversations)
+        return [[Completion(text=repr(float(share)), finish_reason="stop", prompt_tokens=0, completion_tokens=0,
+                            model_id=self.model_id)] * n for share in shares]
+
+    def close(self) -> None:
+        """The judge closes the model."""
 
 
 def aggregate(scores: Sequence[float], how: str) -> float:
@@ -212,44 +270,6 @@ def yes_share_of_top(pairs: Sequence[Sequence[Any]]) -> float:
     return yes_share(p_yes, p_no)
 
 
-class ApiJudge(GenerativeJudge):
-    """The generative judge on an OpenAI-compatible server: one ``max_tokens=1`` request per step asking for
-    the first token's ``top_logprobs``, answered through the response cache (committed as answers arrive),
-    so a crash mid-scoring resumes where it stopped. A step whose request failed for good stops the stage
-    after the others are cached; a rerun asks only for the failed ones.
-    """
-
-    def __init__(self, model: Any, cache: ResponseCache | None, price: Price, *, top_logprobs: int = 20) -> None:
-        self._model = model
-        self._view = model.top_logprobs_view(top_logprobs)
-        self._cache = cache
-        self._price = price
-        self.cache_stats: CacheStats | None = None
-
-    def score(self, items: Sequence[tuple[str, list[str]]]) -> list[list[float]]:
-        conversations = [c for question, steps in items for c in judge_conversations(question, steps)]
-        completions, self.cache_stats = cached_complete(
-            self._view, conversations, JUDGE_SAMPLING, 1, self._cache, desc="judge", price=self._price
-        )
-        failed = [row[0].error for row in completions if row[0].failed]
-        if failed:
-            raise RuntimeError(f"{len(failed)} of {len(conversations)} judge requests failed for good "
-                               f"(first: {failed[0]}); the answered ones are cached: rerun to ask only these")
-        flat = [yes_share_of_top(json.loads(row[0].text)) for row in completions]
-        out, at = [], 0
-        for _, steps in items:
-            out.append(flat[at : at + len(steps)])
-            at += len(steps)
-        return out
-
-    def metrics(self) -> dict[str, Any]:
-        return {"cache": self.cache_stats.as_metrics() if self.cache_stats else None,
-                "api": self._model.stats.as_metrics()}
-
-    def close(self) -> None:
-        """Nothing held between calls."""
-
-
 def open_scorer(params: Params, base_path: Any, cache_dir: Path | None = None) -> Any:
     """The step scorer ``params.prm`` asks for: local weights (``base`` = the prepared student base) or a
     served judge (``prm.backend: openai``, answered through the response cache in ``cache_dir``).
@@ -259,6 +279,7 @@ def open_scorer(params: Params, base_path: Any, cache_dir: Path | None = None) -
     from adacot.models import read_model_info
 
     prm, engine, seed = params.prm, params.engine, params.seed
+    cache = ResponseCache(cache_dir) if cache_dir else None
     if prm.backend == "openai":
         from adacot.llm import api_key_from_env, price_for
         from adacot.llm.openai_backend import OpenAIChatModel
@@ -266,7 +287,7 @@ def open_scorer(params: Params, base_path: Any, cache_dir: Path | None = None) -
         api = params.role_api("prm")
         name = prm.served_model or ""
         model = OpenAIChatModel(name, api, api_key_from_env(api), seed=seed)
-        return ApiJudge(model, ResponseCache(cache_dir) if cache_dir else None, price_for(params, name))
+        return GenerativeJudge(model, cache, price_for(params, name))
     path = Path(base_path) if prm.model == "base" else Path(prm.model)
     if prm.kind == "discriminative":
         from adacot.llm.vllm_backend import VllmProcessRewardModel, vllm_importable
@@ -277,10 +298,5 @@ def open_scorer(params: Params, base_path: Any, cache_dir: Path | None = None) -
     if prm.kind == "generative":
         from adacot.llm import open_local_model
 
-        return _ClosingJudge(open_local_model(path, engine, seed))
+        return GenerativeJudge(open_local_model(path, engine, seed), cache, batch_requests=engine.batch_requests)
     raise ValueError("prm.kind=none scores nothing; the score_failures stage writes an empty table")
-
-
-class _ClosingJudge(GenerativeJudge):
-    def close(self) -> None:
-        self._model.close()
