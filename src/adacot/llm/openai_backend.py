@@ -1,20 +1,26 @@
 """A ``ChatModel`` over OpenAI-compatible HTTP servers (DeepSeek-R1's API, OpenAI, vLLM's server).
 
-This module is for sending chat requests well: the official ``openai`` async client over its aiohttp
-transport, a bounded number of requests in flight, optional requests- and tokens-per-minute limits,
-client-side balancing over several base URLs (least requests in flight), retries with exponential
-backoff and full jitter on 429, 5xx, timeouts, dropped connections and empty 200 bodies (a server's
-``Retry-After`` wins when it sends one), ``n`` samples in one request where the server allows it and one
-request per sample where it does not, DeepSeek-style ``reasoning_content`` kept as ``<think>…</think>``
-before the answer, and per-response usage, latency and served model id. Answers are reported to a
-callback the moment they arrive (``complete_streaming``), so the response cache can commit each one.
+This module is for sending chat requests well. The official ``openai`` client defines each request (URL,
+bearer key, its headers); by default (``api.transport: aiohttp``) one aiohttp session sends it with orjson
+on a uvloop event loop, or the SDK's own HTTP stack does (``sdk``, ~1.5 ms of CPU more per request).
+Around that: a bounded number of requests in flight (a pool of workers, no task per conversation),
+optional requests- and tokens-per-minute limits, client-side balancing over several base URLs (least
+requests in flight), retries with exponential backoff and full jitter on 429, 5xx, timeouts, dropped
+connections and empty 200 bodies (a server's ``Retry-After`` wins when it sends one), ``n`` samples in
+one request where the server allows it and one request per sample where it does not, DeepSeek-style
+``reasoning_content`` kept as ``<think>…</think>`` before the answer, per-response usage, latency and
+served model id, and the first token's ``top_logprobs`` for a generative judge (``top_logprobs_view``).
+Answers are handed to a callback as they arrive, those of one event-loop turn together
+(``complete_streaming``), so the response cache commits each burst before waiting for more.
 
 A request that still fails after its retries comes back as a ``Completion`` with ``finish_reason="error"``
-and the reason, never as a silent gap and never cached. A refused key (401/403) or an unknown model (404)
-stops the run at once with ``ApiFatalError``: every other request would fail the same way.
+and the reason, never as a silent gap and never cached. A refused key (401/403), an unknown model (404) or
+a judge server without logprobs stops the run at once with ``ApiFatalError``: every other request would
+fail the same way.
 
-It is not for caching (``cache.py``), choosing what to ask (stages) or reading params (``open_model``).
-The API key is held only in the client objects: it is never logged, hashed or stored.
+It is not for caching (``cache.py``), choosing what to ask (stages) or reading params (``open_role_model``).
+The API key is held only in memory (the clients and the per-process request template): it is never
+logged, hashed or stored.
 """
 
 from __future__ import annotations
