@@ -102,26 +102,14 @@ class VllmChatModel:
         Read from the 20 most likely next tokens: every spelling of yes / no among them counts (" Yes",
         "yes", ...); neither among them gives 0.5 (undecided).
         """
-        import math
-
         from vllm import SamplingParams
 
-        from adacot.prm import yes_share
+        from adacot.prm import yes_share_of_top
 
         params = SamplingParams(max_tokens=1, temperature=0.0, logprobs=20)
         outputs = self._llm.chat([list(c) for c in conversations], params, use_tqdm=len(conversations) > 200)
-        scores = []
-        for out in outputs:
-            top = (out.outputs[0].logprobs or [{}])[0]
-            p_yes = p_no = 0.0
-            for logprob in top.values():
-                word = (logprob.decoded_token or "").strip().lower()
-                if word == "yes":
-                    p_yes += math.exp(logprob.logprob)
-                elif word == "no":
-                    p_no += math.exp(logprob.logprob)
-            scores.append(yes_share(p_yes, p_no))
-        return scores
+        tops = [(out.outputs[0].logprobs or [{}])[0].values() for out in outputs]
+        return [yes_share_of_top([(lp.decoded_token or "", lp.logprob) for lp in top]) for top in tops]
 
     def close(self) -> None:
         # Dropping the engine lets vLLM shut its worker processes down before the stage exits.
