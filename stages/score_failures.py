@@ -12,8 +12,8 @@ from adacot.stageio import api_errors_as_exit, setup, write_metrics
 def main() -> None:
     args, params = setup(__doc__, {
         "questions": "questions parquet (pool or eval set)", "attempts": "the student's graded attempts",
-        "base_model": "prepared student base (prm.model: base)", "cache_dir": "response cache folder (prm.backend: openai)",
-        "scores": "out: step scores parquet",
+        "base_model": "prepared student base (prm.model: base)",
+        "cache_dir": "response cache folder (every judged step)", "scores": "out: step scores parquet",
         "metrics": "out: metrics JSON",
     })
     questions = read_table(Path(args.questions), QUESTIONS)

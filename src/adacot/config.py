@@ -98,7 +98,7 @@ class ApiParams(Section):
     transport: Literal["sdk", "aiohttp"] = Field(
         description="aiohttp (default): requests defined by the official openai client (URL, auth, headers), "
         "sent by one aiohttp session with orjson; sdk: sent through the SDK's own HTTP stack (~1.5 ms of CPU "
-        "per request more: 2.4x of ideal on bench/openai_client_overhead.py against ~1.15x)"
+        "per request more: ~2x of ideal on 2 cores in bench/openai_client_overhead.py against ~1.15x)"
     )
 
     @model_validator(mode="after")
@@ -200,7 +200,9 @@ class PrmParams(Section):
     """
 
     kind: Literal["generative", "discriminative", "none"]
-    backend: Backend = Field(description="local (weights in `model`) | openai (a server's top_logprobs, generative only)")
+    backend: Backend = Field(
+        description="local (weights in `model`) | openai (a server's top_logprobs, generative only)"
+    )
     model: str = Field(min_length=1, description="local: 'base' (the prepared student base) or a local HF folder")
     served_model: str | None = Field(description="openai: the judge's model name on the server")
     api: ApiOverride = Field(description="openai: keys of `api` that differ for the judge ({} = none)")
@@ -338,7 +340,8 @@ class Params(Section):
             try:
                 self.role_api(role)
             except ValidationError as error:
-                raise ValueError(f"{role}.api does not give a valid api section:\n{_format(error, role + '.api')}") from None
+                details = _format(error, f"{role}.api")
+                raise ValueError(f"{role}.api does not give a valid api section:\n{details}") from None
         return self
 
     def role_api(self, role: Literal["student", "teacher", "prm"]) -> ApiParams:

@@ -279,7 +279,6 @@ def open_scorer(params: Params, base_path: Any, cache_dir: Path | None = None) -
     from adacot.models import read_model_info
 
     prm, engine, seed = params.prm, params.engine, params.seed
-    cache = ResponseCache(cache_dir) if cache_dir else None
     if prm.backend == "openai":
         from adacot.llm import api_key_from_env, price_for
         from adacot.llm.openai_backend import OpenAIChatModel
@@ -287,7 +286,7 @@ def open_scorer(params: Params, base_path: Any, cache_dir: Path | None = None) -
         api = params.role_api("prm")
         name = prm.served_model or ""
         model = OpenAIChatModel(name, api, api_key_from_env(api), seed=seed)
-        return GenerativeJudge(model, cache, price_for(params, name))
+        return GenerativeJudge(model, _cache(cache_dir), price_for(params, name))
     path = Path(base_path) if prm.model == "base" else Path(prm.model)
     if prm.kind == "discriminative":
         from adacot.llm.vllm_backend import VllmProcessRewardModel, vllm_importable
@@ -298,5 +297,10 @@ def open_scorer(params: Params, base_path: Any, cache_dir: Path | None = None) -
     if prm.kind == "generative":
         from adacot.llm import open_local_model
 
-        return GenerativeJudge(open_local_model(path, engine, seed), cache, batch_requests=engine.batch_requests)
+        return GenerativeJudge(open_local_model(path, engine, seed), _cache(cache_dir),
+                               batch_requests=engine.batch_requests)
     raise ValueError("prm.kind=none scores nothing; the score_failures stage writes an empty table")
+
+
+def _cache(cache_dir: Path | None) -> ResponseCache | None:
+    return ResponseCache(cache_dir) if cache_dir else None

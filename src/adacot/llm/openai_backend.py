@@ -199,8 +199,6 @@ class OpenAIChatModel:
     async def _run(
         self, conversations: Sequence[Conversation], sampling: Sampling, n: int, on_result: ResultCallback
     ) -> None:
-        from openai import AsyncOpenAI, DefaultAioHttpClient
-
         api = self._api
         clients: list[Any]
         if api.transport == "aiohttp":
@@ -209,15 +207,17 @@ class OpenAIChatModel:
                                       api.max_concurrency)
                        for url in api.base_urls]
         else:
+            from openai import AsyncOpenAI, DefaultAioHttpClient
+
             clients = [
                 AsyncOpenAI(base_url=url, api_key=self._key or "EMPTY", max_retries=0, timeout=api.request_timeout_s,
                             http_client=DefaultAioHttpClient())
                 for url in api.base_urls
             ]
         in_flight = [0] * len(clients)
-        gate = asyncio.Semaphore(self._api.max_concurrency)
-        limits = self._api.requests_per_minute or self._api.tokens_per_minute
-        limiter = _Limiter(self._api.requests_per_minute, self._api.tokens_per_minute) if limits else None
+        gate = asyncio.Semaphore(api.max_concurrency)
+        limits = api.requests_per_minute or api.tokens_per_minute
+        limiter = _Limiter(api.requests_per_minute, api.tokens_per_minute) if limits else None
         outbox = _Outbox(on_result)
         context = _Context(clients, in_flight, gate, limiter, sampling, outbox)
         todo = iter(enumerate(conversations))
@@ -228,7 +228,7 @@ class OpenAIChatModel:
 
         # Twice as many workers as request slots: a worker waiting out a retry's backoff does not hold a
         # slot, and there is no task (and no gate wait) per conversation, which cost ~50 us each.
-        workers = min(len(conversations), 2 * self._api.max_concurrency)
+        workers = min(len(conversations), 2 * api.max_concurrency)
         try:
             await asyncio.gather(*(worker() for _ in range(workers)))
         except asyncio.CancelledError:
