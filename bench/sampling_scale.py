@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from adacot.levels import LEVELS
 from adacot.sampling import sample_questions
 from adacot.schemas import DATABASE, read_table, write_table
+from adacot.vocabulary import LEVELS
 
 SHARES = {"easy": 0.3, "medium": 0.25, "hard": 0.2, "very_hard": 0.15, "extreme": 0.1}
 

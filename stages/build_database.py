@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from adacot.grading import assign_levels
+from adacot.levels import assign_levels
 from adacot.schemas import ATTEMPTS, DATABASE, PRM_SCORES, QUESTIONS, read_table, write_table
 from adacot.stageio import setup, write_json, write_metrics
 

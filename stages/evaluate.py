@@ -4,8 +4,9 @@ from pathlib import Path
 
 from adacot.evaluation import evaluate_model
 from adacot.llm import ResponseCache
+from adacot.llm.roles import local_model, sampling_from
 from adacot.schemas import BENCHMARK, EVAL_RESPONSES, read_table, write_table
-from adacot.stageio import load_prompts, local_model, sampling_from, setup, write_metrics
+from adacot.stageio import load_prompts, setup, write_metrics
 
 
 def main() -> None:

@@ -4,8 +4,9 @@ from pathlib import Path
 
 from adacot.generation import generate_solutions
 from adacot.llm import ResponseCache
+from adacot.llm.roles import sampling_from, teacher_model
 from adacot.schemas import SAMPLE, SOLUTIONS, read_table, write_table
-from adacot.stageio import load_prompts, role_model, sampling_from, setup, write_metrics
+from adacot.stageio import load_prompts, setup, write_metrics
 
 
 def main() -> None:
@@ -16,7 +17,7 @@ def main() -> None:
     })
     teacher = params.teacher
     sample = read_table(Path(args.sample), SAMPLE)
-    with role_model("teacher", args.base_model, params) as (model, price):
+    with teacher_model(params, args.base_model) as (model, price):
         solutions, metrics = generate_solutions(
             sample, model, load_prompts(args.prompts), sampling_from(teacher, params.seed), teacher.attempts,
             ResponseCache(Path(args.cache_dir)), params.engine.batch_requests, price,

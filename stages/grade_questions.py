@@ -1,11 +1,12 @@
-"""DVC stage grade_questions: the student answers every pool question k times; every attempt is judged."""
+"""DVC stage grade_questions: the student answers every pool question k times; every attempt gets a verdict."""
 
 from pathlib import Path
 
 from adacot.grading import grade_attempts
 from adacot.llm import ResponseCache
+from adacot.llm.roles import sampling_from, student_model
 from adacot.schemas import ATTEMPTS, QUESTIONS, read_table, write_table
-from adacot.stageio import load_prompts, role_model, sampling_from, setup, write_metrics
+from adacot.stageio import load_prompts, setup, write_metrics
 
 
 def main() -> None:
@@ -15,7 +16,7 @@ def main() -> None:
         "metrics": "out: metrics JSON",
     })
     questions = read_table(Path(args.questions), QUESTIONS)
-    with role_model("student", args.model, params) as (model, price):
+    with student_model(params, args.model) as (model, price):
         attempts, metrics = grade_attempts(
             questions, model, load_prompts(args.prompts), sampling_from(params.grade, params.seed),
             params.grade.attempts, params.verify, ResponseCache(Path(args.cache_dir)), params.engine.batch_requests,

@@ -4,9 +4,10 @@ from pathlib import Path
 
 import polars as pl
 
+from adacot.llm.roles import api_errors_as_exit
 from adacot.prm import open_scorer, score_failures
 from adacot.schemas import ATTEMPTS, PRM_SCORES, QUESTIONS, read_table, write_table
-from adacot.stageio import api_errors_as_exit, setup, write_metrics
+from adacot.stageio import setup, write_metrics
 
 
 def main() -> None:

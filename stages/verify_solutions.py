@@ -10,13 +10,13 @@ from adacot.stageio import load_prompts, setup, write_jsonl, write_metrics
 def main() -> None:
     args, params = setup(__doc__, {
         "solutions": "solutions parquet", "prompts": "prompt YAML", "train": "out: SFT JSONL",
-        "judged": "out: every solution with its verdict and `kept` flag", "metrics": "out: metrics JSON",
+        "verdicts": "out: every solution with its verdict and `kept` flag", "metrics": "out: metrics JSON",
     })
     prompts = load_prompts(args.prompts)
-    judged, rows, metrics = select_solutions(
+    checked, rows, metrics = select_solutions(
         read_table(Path(args.solutions), SOLUTIONS), prompts, params.verify, params.teacher.keep_unverified
     )
-    write_table(judged, VERIFIED_SOLUTIONS, Path(args.judged))
+    write_table(checked, VERIFIED_SOLUTIONS, Path(args.verdicts))
     write_jsonl(args.train, rows)
     write_metrics(args.metrics, metrics)
 

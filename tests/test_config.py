@@ -13,7 +13,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from adacot.config import DistParams, Params, ParamsError, load_params, parse_params
-from adacot.levels import LEVELS
+from adacot.vocabulary import LEVELS
 
 
 def test_real_params_file_validates() -> None:

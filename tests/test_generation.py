@@ -79,7 +79,7 @@ def test_select_solutions_keeps_first_eligible(prompts: PromptSet, sampling: Sam
     table, rows, metrics = select_solutions(solutions, prompts, verify_params, keep_unverified)
     expected = KEPT_CASES[keep_unverified]
 
-    # Every solution is retained in the judged table, with a verdict and a reason.
+    # Every solution is retained in the verdicts table, with a verdict and a reason.
     assert list(table.columns) == list(VERIFIED_SOLUTIONS)
     assert table.height == solutions.height == 15
     assert table["status"].null_count() == 0

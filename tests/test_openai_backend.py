@@ -22,8 +22,8 @@ from adacot.llm import (
     StreamingChatModel,
     api_key_from_env,
     cached_complete,
-    open_role_model,
-    price_for,
+    open_teacher_model,
+    price_of,
 )
 from adacot.llm.openai_backend import ApiFatalError, OpenAIChatModel, _retry_after, join_reasoning
 
@@ -219,13 +219,13 @@ def test_roles_choose_their_backend_and_price(params_raw: dict, monkeypatch: pyt
            "api": {**params_raw["api"], "api_key_env": "ADACOT_TEST_KEY"}}
     params = parse_params(raw)
     monkeypatch.setenv("ADACOT_TEST_KEY", "sk-secret")
-    model, price = open_role_model("teacher", params, Path("unused"))
+    model, price = open_teacher_model(params, Path("unused"))
     assert isinstance(model, OpenAIChatModel) and model.model_id == "openai:deepseek-reasoner"
-    assert price == Price(0.55, 2.19) == price_for(params, "deepseek-reasoner")
+    assert price == Price(0.55, 2.19) == price_of(params.prices, "deepseek-reasoner")
     assert price.dollars(1_000_000, 1_000_000) == pytest.approx(2.74)
     monkeypatch.delenv("ADACOT_TEST_KEY")
     with pytest.raises(ApiKeyMissing):
-        open_role_model("teacher", params, Path("unused"))
+        open_teacher_model(params, Path("unused"))
     bad_student = {**params_raw, "student": {"backend": "openai", "served_model": None, "api": {}}}
     from adacot.config import ParamsError
 

@@ -13,19 +13,17 @@ import pytest
 from openai_fake_server import FakeOpenAIServer, Faults, judge_p_yes
 
 from adacot.config import EngineParams, Params, PrmParams, parse_params
+from adacot.levels import aggregate_steps, attempt_scores, question_scores
 from adacot.llm import ResponseCache
+from adacot.llm.logprobs import yes_share
 from adacot.llm.openai_backend import ApiFatalError
 from adacot.prm import (
     GenerativeJudge,
-    aggregate,
-    attempt_scores,
     failing_attempts,
     judge_conversations,
     open_scorer,
-    question_scores,
     score_failures,
     split_steps,
-    yes_share,
 )
 from adacot.schemas import ATTEMPTS, PRM_SCORES, QUESTIONS, conform
 
@@ -55,13 +53,13 @@ def test_split_steps(text: str, expected: list[str]) -> None:
     ("how", "expected"), [("min", 0.2), ("mean", 0.5), ("product", 0.8 * 0.5 * 0.2), ("last", 0.2)]
 )
 def test_aggregate(how: str, expected: float) -> None:
-    assert aggregate([0.8, 0.5, 0.2], how) == pytest.approx(expected)
-    assert aggregate([], how) == 0.0
+    assert aggregate_steps([0.8, 0.5, 0.2], how) == pytest.approx(expected)
+    assert aggregate_steps([], how) == 0.0
 
 
 def test_aggregate_unknown() -> None:
     with pytest.raises(ValueError, match="unknown aggregation"):
-        aggregate([0.5], "max")
+        aggregate_steps([0.5], "max")
 
 
 def test_yes_share() -> None:

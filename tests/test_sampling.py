@@ -14,9 +14,9 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from adacot.levels import LEVELS
 from adacot.sampling import ShortageError, allocate_quotas, largest_remainder, sample_questions
 from adacot.schemas import DATABASE, conform
+from adacot.vocabulary import LEVELS
 
 PAPER_SHARES = {"easy": 0.3, "medium": 0.25, "hard": 0.2, "very_hard": 0.15, "extreme": 0.1}
 EQUAL = {lv: 1.0 for lv in LEVELS}
@@ -222,7 +222,7 @@ _SCRIPT = textwrap.dedent(
     import hashlib, sys
     sys.path.insert(0, {tests!r})
     from test_sampling import PAPER_SHARES, make_database
-    from adacot.levels import LEVELS
+    from adacot.vocabulary import LEVELS
     from adacot.sampling import sample_questions
     sample, _ = sample_questions(make_database({{lv: 30 for lv in LEVELS}}), PAPER_SHARES, 40, seed=7,
                                  shortage="nearest")

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from adacot.config import parse_params
-from adacot.llm import ResponseCache, Sampling, cached_complete, open_role_model
+from adacot.llm import ResponseCache, Sampling, cached_complete, open_teacher_model
 from adacot.llm.openai_backend import OpenAIChatModel
 
 pytestmark = pytest.mark.slow
@@ -83,7 +83,7 @@ def _teacher_params(params_raw: dict[str, Any], url: str) -> Any:
 
 def test_teacher_role_over_vllm_openai_server(vllm_server: str, params_raw: dict[str, Any], tmp_path: Path) -> None:
     params = _teacher_params(params_raw, vllm_server)
-    model, price = open_role_model("teacher", params, Path("unused"))
+    model, price = open_teacher_model(params, Path("unused"))
     assert isinstance(model, OpenAIChatModel) and model.model_id == f"openai:{SERVED}"
     conversations = [({"role": "user", "content": f"What is {a} + {a}? Answer briefly."},) for a in (2, 3, 4)]
     sampling = Sampling(max_tokens=16, temperature=0.7, top_p=0.95, seed=0)

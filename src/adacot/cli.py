@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``adacot`` console script."""
     parser = argparse.ArgumentParser(prog="adacot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    vm = sub.add_parser("verify-math", help="judge JSONL rows with `gold` and `response`")
+    vm = sub.add_parser("verify-math", help="check JSONL rows with `gold` and `response` (math answers)")
     vm.add_argument("input", type=Path)
     vm.add_argument("output", type=Path)
     vm.add_argument("--workers", type=int, default=2)

@@ -15,7 +15,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
-from adacot.levels import LEVELS
+from adacot.vocabulary import LEVELS
 
 FAILING_LEVELS = LEVELS[1:]
 

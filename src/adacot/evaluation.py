@@ -1,6 +1,6 @@
 """Evaluation: pass@1 of one model on the benchmark sets, averaged over n samples, with standard error.
 
-pass@1 for a question is the fraction of its n samples judged correct by the shared verifier; a
+pass@1 for a question is the fraction of its n samples verified correct by the shared verifier; a
 benchmark's score is the mean over questions, and its standard error is the sample standard deviation of
 the per-question scores over sqrt(questions). This module does not compare models (``dvc metrics diff``
 does) and does not load them.
@@ -14,10 +14,11 @@ from typing import Any
 import polars as pl
 
 from adacot.config import VerifyParams
-from adacot.grading import judge, sample_role, status_counts
 from adacot.llm import ChatModel, ResponseCache, Sampling
 from adacot.prompts import PromptSet
+from adacot.responses import collect_responses
 from adacot.schemas import BENCHMARK, EVAL_RESPONSES, conform
+from adacot.verify.frames import status_counts, verdict_columns
 
 
 def pass_at_1(per_question: list[float]) -> tuple[float, float]:
@@ -43,12 +44,12 @@ def evaluate_model(
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Every response with its verdict, and pass@1 ± stderr per benchmark."""
     benchmarks = conform(benchmarks, BENCHMARK, "benchmarks")
-    frame, cache_metrics = sample_role(
+    frame, cache_metrics = collect_responses(
         benchmarks, model, prompts, "student", sampling, samples, cache, batch_requests, "evaluate"
     )
     info = benchmarks.select("question_id", "benchmark", "gold")
     frame = frame.join(info, on="question_id", how="left")
-    verdicts = judge(frame["gold"].to_list(), frame["text"].to_list(), frame["finish_reason"].to_list(), verify,
+    verdicts = verdict_columns(frame["gold"].to_list(), frame["text"].to_list(), frame["finish_reason"].to_list(), verify,
                      frame["error"].to_list())
     table = conform(pl.concat([frame.rename({"text": "response"}), verdicts], how="horizontal"),
                     EVAL_RESPONSES, "responses")

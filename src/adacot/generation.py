@@ -14,10 +14,11 @@ from typing import Any
 import polars as pl
 
 from adacot.config import VerifyParams
-from adacot.grading import judge, sample_role, status_counts
 from adacot.llm import ChatModel, Price, ResponseCache, Sampling
 from adacot.prompts import PromptSet
+from adacot.responses import collect_responses
 from adacot.schemas import SOLUTIONS, VERIFIED_SOLUTIONS, conform
+from adacot.verify.frames import status_counts, verdict_columns
 
 
 def generate_solutions(
@@ -31,7 +32,7 @@ def generate_solutions(
     price: Price | None = None,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Every teacher attempt for every sampled question, and metrics (tokens, finish reasons, cache, cost)."""
-    frame, cache_metrics = sample_role(
+    frame, cache_metrics = collect_responses(
         sample, teacher, prompts, "teacher", sampling, attempts, cache, batch_requests, "teacher", price
     )
     frame = frame.rename({"text": "solution"}).join(
@@ -56,30 +57,30 @@ def select_solutions(
 ) -> tuple[pl.DataFrame, list[dict[str, Any]], dict[str, Any]]:
     """(all solutions with verdict and `kept`, SFT rows, metrics)."""
     solutions = conform(solutions, SOLUTIONS, "solutions").sort("question_id", "sample_index")
-    verdicts = judge(solutions["gold"].to_list(), solutions["solution"].to_list(),
+    verdicts = verdict_columns(solutions["gold"].to_list(), solutions["solution"].to_list(),
                      solutions["finish_reason"].to_list(), verify, solutions["error"].to_list())
-    judged = pl.concat([solutions, verdicts], how="horizontal")
+    checked = pl.concat([solutions, verdicts], how="horizontal")
     # Rank candidates per question: verified first; then (only if allowed) complete unverified ones.
     eligible = pl.col("status") == "correct"
     if keep_unverified:
         eligible = eligible | (
             (pl.col("finish_reason") == "stop") & ~pl.col("status").is_in(["no_answer", "truncated", "request_error"])
         )
-    judged = judged.with_columns(
+    checked = checked.with_columns(
         _rank=pl.when(pl.col("status") == "correct").then(0).when(eligible).then(1).otherwise(None)
     )
     best = (
-        judged.filter(pl.col("_rank").is_not_null())
+        checked.filter(pl.col("_rank").is_not_null())
         .sort("question_id", "_rank", "sample_index")
         .group_by("question_id", maintain_order=True)
         .first()
         .select("question_id", "sample_index")
         .with_columns(kept=pl.lit(True))
     )
-    judged = judged.join(best, on=["question_id", "sample_index"], how="left").with_columns(
+    checked = checked.join(best, on=["question_id", "sample_index"], how="left").with_columns(
         kept=pl.col("kept").fill_null(False)
     )
-    table = conform(judged, VERIFIED_SOLUTIONS, "verified solutions")
+    table = conform(checked, VERIFIED_SOLUTIONS, "verified solutions")
     kept = table.filter(pl.col("kept"))
     rows = [
         {

@@ -7,20 +7,19 @@ step. Two graders produce step scores in [0, 1] (``StepScorer``):
 - a *generative judge* (``kind: generative``): any chat model is shown the problem, the steps so far and
   one new step, and asked whether that step is correct; the step's score is P("Yes") / (P("Yes") + P("No"))
   from its next-token distribution (``yes_probability`` on the vLLM and transformers backends; over an
-  OpenAI-compatible server, the first token's ``top_logprobs``); every judged step goes through the
-  response cache, so a rerun never judges a step twice;
+  OpenAI-compatible server, the first token's ``top_logprobs``; the arithmetic is ``llm/logprobs.py``);
+  every judged step goes through the response cache, so a rerun never judges a step twice;
 - a *discriminative PRM* (``kind: discriminative``): a reward model run through vLLM's pooling runner with
   the ``token_classify`` task (e.g. Qwen2.5-Math-PRM-7B), read at the last token of each step.
 
 ``score_failures`` produces the step scores (a DVC stage of its own, so changing how scores are combined
-never rescores); ``attempt_scores`` and ``question_scores`` combine them as ``levels.aggregate`` and
-``levels.score_attempt`` say, in build_database. This module does not decide levels (``grading.py``).
+never rescores); ``levels.py`` combines them as ``levels.aggregate`` and ``levels.score_attempt`` say, in
+build_database. This module does not decide levels.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +30,7 @@ import polars as pl
 from adacot.config import Params, PrmParams
 from adacot.llm.base import Completion, Conversation, Sampling
 from adacot.llm.cache import CacheStats, Price, ResponseCache, cached_complete
+from adacot.llm.logprobs import yes_share_of_top
 from adacot.schemas import ATTEMPTS, PRM_SCORES, QUESTIONS, conform
 from adacot.verify.extract import strip_reasoning
 
@@ -80,12 +80,6 @@ def judge_conversations(question: str, steps: list[str]) -> list[Conversation]:
         user = JUDGE_USER.format(question=question, previous=previous, step=step)
         conversations.append(({"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": user}))
     return conversations
-
-
-def yes_share(p_yes: float, p_no: float) -> float:
-    """P(Yes) / (P(Yes) + P(No)); 0.5 (undecided) when the model puts no weight on either."""
-    total = p_yes + p_no
-    return p_yes / total if total > 0 else 0.5
 
 
 class GenerativeJudge:
@@ -168,21 +162,6 @@ class _YesShareModel:
         """The judge closes the model."""
 
 
-def aggregate(scores: Sequence[float], how: str) -> float:
-    """One attempt's score from its step scores: ``min`` (the paper's default), ``mean``, ``product``, ``last``."""
-    if not scores:
-        return 0.0  # no reasoning at all: the least credit
-    if how == "min":
-        return min(scores)
-    if how == "mean":
-        return sum(scores) / len(scores)
-    if how == "product":
-        return math.prod(scores)
-    if how == "last":
-        return scores[-1]
-    raise ValueError(f"unknown aggregation {how!r}: use min, mean, product or last")
-
-
 def failing_attempts(attempts: pl.DataFrame, max_attempts: int) -> pl.DataFrame:
     """The first ``max_attempts`` failed attempts of each question (any status but correct)."""
     attempts = conform(attempts, ATTEMPTS, "attempts")
@@ -234,40 +213,7 @@ def score_failures(
     return table, metrics
 
 
-def attempt_scores(prm_scores: pl.DataFrame, how: str) -> pl.DataFrame:
-    """One score per scored attempt: (question_id, sample_index, attempt_score)."""
-    grouped = prm_scores.sort("question_id", "sample_index", "step_index").group_by(
-        "question_id", "sample_index", maintain_order=True
-    ).agg(pl.col("step_score").drop_nulls())
-    return grouped.with_columns(
-        attempt_score=pl.col("step_score").map_elements(lambda s: aggregate(list(s), how), return_dtype=pl.Float64)
-    ).select("question_id", "sample_index", "attempt_score")
-
-
-def question_scores(prm_scores: pl.DataFrame, aggregate_how: str, pick: str) -> pl.DataFrame:
-    """One PRM score per question with scored attempts: the ``best``, ``first`` or ``mean`` attempt score."""
-    per_attempt = attempt_scores(prm_scores, aggregate_how).sort("question_id", "sample_index")
-    expr = {
-        "best": pl.col("attempt_score").max(),
-        "first": pl.col("attempt_score").first(),
-        "mean": pl.col("attempt_score").mean(),
-    }[pick]
-    return per_attempt.group_by("question_id", maintain_order=True).agg(prm_score=expr)
-
-
 JUDGE_SAMPLING = Sampling(max_tokens=1, temperature=0.0, top_p=1.0, seed=0)
-
-
-def yes_share_of_top(pairs: Sequence[Sequence[Any]]) -> float:
-    """``yes_share`` of a first-token distribution given as [(token, logprob), ...]: every spelling counts."""
-    p_yes = p_no = 0.0
-    for token, logprob in pairs:
-        word = str(token).strip().lower()
-        if word == "yes":
-            p_yes += math.exp(float(logprob))
-        elif word == "no":
-            p_no += math.exp(float(logprob))
-    return yes_share(p_yes, p_no)
 
 
 def open_scorer(params: Params, base_path: Any, cache_dir: Path | None = None) -> Any:
@@ -280,13 +226,13 @@ def open_scorer(params: Params, base_path: Any, cache_dir: Path | None = None) -
 
     prm, engine, seed = params.prm, params.engine, params.seed
     if prm.backend == "openai":
-        from adacot.llm import api_key_from_env, price_for
+        from adacot.llm import api_key_from_env, price_of
         from adacot.llm.openai_backend import OpenAIChatModel
 
         api = params.role_api("prm")
         name = prm.served_model or ""
         model = OpenAIChatModel(name, api, api_key_from_env(api), seed=seed)
-        return GenerativeJudge(model, _cache(cache_dir), price_for(params, name))
+        return GenerativeJudge(model, _cache(cache_dir), price_of(params.prices, name))
     path = Path(base_path) if prm.model == "base" else Path(prm.model)
     if prm.kind == "discriminative":
         from adacot.llm.vllm_backend import VllmProcessRewardModel, vllm_importable

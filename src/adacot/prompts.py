@@ -8,9 +8,10 @@ models.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from adacot.llm.base import Conversation
+if TYPE_CHECKING:
+    from adacot.llm.base import Conversation
 
 ROLES = ("student", "teacher")
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import polars as pl
 
-from adacot.levels import LEVELS
 from adacot.schemas import DATABASE, SAMPLE, conform
+from adacot.vocabulary import LEVELS
 
 
 class ShortageError(ValueError):

@@ -1,6 +1,8 @@
-"""Helpers that every stage script shares: logging set-up, params, metrics and JSONL files.
+"""Helpers that every stage script shares: logging set-up, params, metrics, JSONL files and prompts.
 
 Only stage scripts (the ``main`` of each DVC stage) call these; library functions never touch files.
+Opening models for a stage is ``adacot.llm.roles`` (kept apart so that stages without a model do not
+depend on the model code).
 """
 
 from __future__ import annotations
@@ -10,16 +12,13 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from adacot.config import Params, ParamsError, SamplingParamsSection, load_params
-from adacot.llm.base import ChatModel, Sampling
-from adacot.llm.cache import Price
+from adacot.config import Params, ParamsError, load_params
 from adacot.prompts import PromptSet, parse_prompt_set
 
 
@@ -99,49 +98,3 @@ def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
 def load_prompts(path: str | Path) -> PromptSet:
     """Read and validate a prompt YAML file."""
     return parse_prompt_set(yaml.safe_load(Path(path).read_text()))
-
-
-def sampling_from(section: SamplingParamsSection, seed: int) -> Sampling:
-    """The ``Sampling`` record of a params section that has max_tokens, temperature and top_p."""
-    return Sampling(max_tokens=section.max_tokens, temperature=section.temperature, top_p=section.top_p, seed=seed)
-
-
-@contextmanager
-def local_model(path: str | Path, params: Params) -> Iterator[ChatModel]:
-    """Open the HF folder at ``path`` with the configured engine and always release it."""
-    from adacot.llm import open_local_model
-
-    model = open_local_model(Path(path), params.engine, params.seed)
-    try:
-        yield model
-    finally:
-        model.close()
-
-
-@contextmanager
-def api_errors_as_exit() -> Iterator[None]:
-    """A missing API key or a server refusing everything (bad key, unknown model, no logprobs) ends the
-    stage with a one-line error instead of a traceback."""
-    from adacot.llm import ApiKeyMissing
-    from adacot.llm.openai_backend import ApiFatalError
-
-    try:
-        yield
-    except (ApiKeyMissing, ApiFatalError) as error:
-        raise SystemExit(f"error: {error}") from None
-
-
-@contextmanager
-def role_model(role: str, local_path: str | Path, params: Params) -> Iterator[tuple[ChatModel, Price]]:
-    """Open the model params choose for ``role`` (see ``open_role_model``) and always release it.
-
-    A missing API key or a dead server is reported as a one-line error before any work starts.
-    """
-    from adacot.llm import open_role_model
-
-    with api_errors_as_exit():
-        model, price = open_role_model(role, params, Path(local_path))  # type: ignore[arg-type]
-        try:
-            yield model, price
-        finally:
-            model.close()

@@ -1,17 +1,16 @@
 """Model access: the ``ChatModel`` protocol, its backends, the response cache and the cost ledger.
 
-``open_role_model`` opens what params ask for a role: a local engine (``open_local_model``: vLLM when
-importable, else transformers) or OpenAI-compatible servers (``OpenAIChatModel``, key from the environment
-variable that params name). Importing this package imports no engine and no HTTP client.
+``open_student_model`` / ``open_teacher_model`` open what params ask for a role: a local engine
+(``open_local_model``: vLLM when importable, else transformers) or OpenAI-compatible servers
+(``OpenAIChatModel``, key from the environment variable that params name). Importing this package imports no engine and no HTTP client.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
 
-from adacot.config import ApiParams, EngineParams, Params
+from adacot.config import ApiParams, EngineParams, Params, PriceParams
 from adacot.llm.base import ChatModel, Completion, Conversation, Message, Sampling, StreamingChatModel
 from adacot.llm.cache import CacheStats, Price, ResponseCache, cache_key, cached_complete
 
@@ -30,8 +29,10 @@ __all__ = [
     "cache_key",
     "cached_complete",
     "open_local_model",
-    "open_role_model",
-    "price_for",
+    "open_model",
+    "open_student_model",
+    "open_teacher_model",
+    "price_of",
     "resolve_backend",
 ]
 
@@ -79,31 +80,38 @@ def api_key_from_env(api: ApiParams) -> str | None:
     return value
 
 
-def price_for(params: Params, model_name: str) -> Price:
-    """The price of ``model_name`` from ``params.prices`` (free when unlisted: local models cost nothing)."""
-    entry = params.prices.get(model_name)
+def price_of(prices: dict[str, PriceParams], model_name: str) -> Price:
+    """The price of ``model_name`` from the ``prices`` section (free when unlisted: local models cost nothing)."""
+    entry = prices.get(model_name)
     return Price(entry.input, entry.output) if entry else Price()
 
 
-Role = Literal["student", "teacher"]
-
-
-def open_role_model(role: Role, params: Params, local_path: Path) -> tuple[ChatModel, Price]:
-    """The model a role runs on under ``params``, and its price.
-
-    ``local_path`` is the prepared weights the role uses when local (the student's, or the teacher's when
-    ``teacher.model`` is ``base``). An ``openai`` role checks its key before anything is sent.
-    """
-    if role == "teacher":
-        backend, name = params.teacher.backend, params.teacher.model
-        if backend == "local" and name != "base":
-            local_path = Path(name)
-    else:
-        backend, name = params.student.backend, params.student.served_model or ""
+def open_model(
+    backend: str, name: str, api: ApiParams, local_path: Path, engine: EngineParams, seed: int,
+    prices: dict[str, PriceParams],
+) -> tuple[ChatModel, Price]:
+    """A role's model and its price: OpenAI-compatible servers (``backend == "openai"``, ``name`` = the
+    served model; the key is checked before anything is sent) or the local weights at ``local_path``."""
     if backend == "openai":
         from adacot.llm.openai_backend import OpenAIChatModel
 
-        api = params.role_api(role)
-        return OpenAIChatModel(name, api, api_key_from_env(api), seed=params.seed), price_for(params, name)
-    model = open_local_model(local_path, params.engine, params.seed)
-    return model, price_for(params, model.model_id.split("@")[0])
+        return OpenAIChatModel(name, api, api_key_from_env(api), seed=seed), price_of(prices, name)
+    model = open_local_model(local_path, engine, seed)
+    return model, price_of(prices, model.model_id.split("@")[0])
+
+
+def open_student_model(params: Params, local_path: Path) -> tuple[ChatModel, Price]:
+    """The student as params choose it: the prepared weights at ``local_path``, or ``student.served_model``
+    on the ``student.api`` servers."""
+    student = params.student
+    return open_model(student.backend, student.served_model or "", params.role_api("student"), local_path,
+                      params.engine, params.seed, params.prices)
+
+
+def open_teacher_model(params: Params, base_path: Path) -> tuple[ChatModel, Price]:
+    """The teacher as params choose it: ``teacher.model`` on the ``teacher.api`` servers, a local folder, or
+    ``base`` (the prepared student base at ``base_path``, the only model offline)."""
+    teacher = params.teacher
+    local_path = base_path if teacher.model == "base" else Path(teacher.model)
+    return open_model(teacher.backend, teacher.model, params.role_api("teacher"), local_path, params.engine,
+                      params.seed, params.prices)

@@ -18,7 +18,7 @@ and the reason, never as a silent gap and never cached. A refused key (401/403),
 a judge server without logprobs stops the run at once with ``ApiFatalError``: every other request would
 fail the same way.
 
-It is not for caching (``cache.py``), choosing what to ask (stages) or reading params (``open_role_model``).
+It is not for caching (``cache.py``), choosing what to ask (stages) or reading params (``open_model``).
 The API key is held only in memory (the clients and the per-process request template): it is never
 logged, hashed or stored.
 """

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from adacot.config import EngineParams
 from adacot.llm.base import Completion, Conversation, Sampling
+from adacot.llm.logprobs import yes_share
 
 _DTYPES = {"auto": "float32", "float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
 
@@ -84,8 +85,6 @@ class TransformersChatModel:
 
     def yes_probability(self, conversations: Sequence[Conversation]) -> list[float]:
         """P(Yes) / (P(Yes) + P(No)) over the next token of each conversation (the generative PRM judge)."""
-        from adacot.prm import yes_share
-
         torch = self._torch
         yes_ids = self._word_ids(("Yes", " Yes", "yes", " yes", "YES"))
         no_ids = self._word_ids(("No", " No", "no", " no", "NO"))

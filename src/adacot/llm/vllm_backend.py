@@ -15,6 +15,7 @@ from typing import Any
 
 from adacot.config import EngineParams
 from adacot.llm.base import Completion, Conversation, Sampling
+from adacot.llm.logprobs import yes_share_of_top
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +105,6 @@ class VllmChatModel:
         """
         from vllm import SamplingParams
 
-        from adacot.prm import yes_share_of_top
 
         params = SamplingParams(max_tokens=1, temperature=0.0, logprobs=20)
         outputs = self._llm.chat([list(c) for c in conversations], params, use_tqdm=len(conversations) > 200)
