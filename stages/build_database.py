@@ -4,7 +4,7 @@ from pathlib import Path
 
 from adacot.levels import assign_levels
 from adacot.schemas import ATTEMPTS, DATABASE, PRM_SCORES, QUESTIONS, read_table, write_table
-from adacot.stageio import setup, write_json, write_metrics
+from adacot.stageio import run_stage, setup, write_json, write_metrics
 
 
 def main() -> None:
@@ -41,4 +41,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

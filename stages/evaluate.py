@@ -6,7 +6,7 @@ from adacot.evaluation import evaluate_model
 from adacot.llm import ResponseCache
 from adacot.llm.roles import local_model, sampling_from
 from adacot.schemas import BENCHMARK, EVAL_RESPONSES, read_table, write_table
-from adacot.stageio import load_prompts, setup, write_metrics
+from adacot.stageio import load_prompts, run_stage, setup, write_metrics
 
 
 def main() -> None:
@@ -26,4 +26,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -6,7 +6,7 @@ from adacot.generation import generate_solutions
 from adacot.llm import ResponseCache
 from adacot.llm.roles import sampling_from, teacher_model
 from adacot.schemas import SAMPLE, SOLUTIONS, read_table, write_table
-from adacot.stageio import load_prompts, setup, write_metrics
+from adacot.stageio import load_prompts, run_stage, setup, write_metrics
 
 
 def main() -> None:
@@ -27,4 +27,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from adacot.models import prepare_model
-from adacot.stageio import setup, write_metrics
+from adacot.stageio import run_stage, setup, write_metrics
 
 
 def main() -> None:
@@ -13,4 +13,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from adacot.pools import build_pool_and_benchmarks
 from adacot.schemas import BENCHMARK, QUESTIONS, REJECTS, write_table
-from adacot.stageio import read_jsonl, setup, write_metrics
+from adacot.stageio import read_jsonl, run_stage, setup, write_metrics
 
 
 def main() -> None:
@@ -26,4 +26,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

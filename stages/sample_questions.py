@@ -4,7 +4,7 @@ from pathlib import Path
 
 from adacot.sampling import eval_overlap, eval_shares, sample_questions
 from adacot.schemas import DATABASE, SAMPLE, read_table, write_table
-from adacot.stageio import setup, write_metrics
+from adacot.stageio import run_stage, setup, write_metrics
 
 
 def main() -> None:
@@ -28,4 +28,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

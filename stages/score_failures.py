@@ -7,7 +7,7 @@ import polars as pl
 from adacot.llm.roles import api_errors_as_exit
 from adacot.prm import open_scorer, score_failures
 from adacot.schemas import ATTEMPTS, PRM_SCORES, QUESTIONS, read_table, write_table
-from adacot.stageio import setup, write_metrics
+from adacot.stageio import run_stage, setup, write_metrics
 
 
 def main() -> None:
@@ -33,4 +33,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -3,7 +3,7 @@
 import tempfile
 from pathlib import Path
 
-from adacot.stageio import read_jsonl, setup, write_metrics
+from adacot.stageio import read_jsonl, run_stage, setup, write_metrics
 from adacot.training import train_student
 
 
@@ -20,4 +20,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from adacot.generation import select_solutions
 from adacot.schemas import SOLUTIONS, VERIFIED_SOLUTIONS, read_table, write_table
-from adacot.stageio import load_prompts, setup, write_jsonl, write_metrics
+from adacot.stageio import load_prompts, run_stage, setup, write_jsonl, write_metrics
 
 
 def main() -> None:
@@ -22,4 +22,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

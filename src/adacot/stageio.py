@@ -12,13 +12,14 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from adacot.config import Params, ParamsError, load_params
+from adacot.errors import StageFailure
 from adacot.prompts import PromptSet, parse_prompt_set
 
 
@@ -38,6 +39,18 @@ def setup(description: str, paths: dict[str, str]) -> tuple[argparse.Namespace, 
         # A contract error, not a crash: say what to fix, without a traceback, before any work starts.
         raise SystemExit(f"error: {error}") from None
     return args, params
+
+
+def run_stage(main: Callable[[], None]) -> None:
+    """Run a stage's ``main``; a ``StageFailure`` ends it with ``error: <one line>`` and exit status 1.
+
+    Anything else propagates with its traceback: a bug must stay visible as one.
+    """
+    try:
+        main()
+    except StageFailure as failure:
+        logging.getLogger("adacot.stage").error("%s", failure)
+        raise SystemExit(f"error: {failure}") from None
 
 
 def _clean(value: Any) -> Any:
