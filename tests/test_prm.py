@@ -12,8 +12,9 @@ import polars as pl
 import pytest
 from openai_fake_server import FakeOpenAIServer, Faults, judge_p_yes
 
-from adacot.config import EngineParams, Params, PrmParams, parse_params
-from adacot.levels import aggregate_steps, attempt_scores, question_scores
+from adacot.config import EngineParams, LevelsParams, Params, PrmParams, parse_params
+from adacot.errors import StageFailure
+from adacot.levels import aggregate_steps, assign_levels, attempt_scores, question_scores
 from adacot.llm import ResponseCache
 from adacot.llm.logprobs import yes_share
 from adacot.llm.openai_backend import ApiFatalError
@@ -123,7 +124,8 @@ def test_score_failures_table_and_combination() -> None:
     cache = metrics.pop("cache")
     assert cache["misses"] == 4 and cache["hits"] == 0
     assert metrics == {"grader": "generative:judge@1", "questions_scored": 2, "attempts_scored": 3, "steps_scored": 4,
-                       "attempts_without_steps": 1, "mean_step_score": pytest.approx(0.55), "undecided_steps": 0}
+                       "attempts_without_steps": 1, "mean_step_score": pytest.approx(0.55), "undecided_steps": 0,
+                       "invalid_step_scores": 0, "invalid_examples": []}
     per_attempt = attempt_scores(table, "mean")
     assert dict(zip(zip(per_attempt["question_id"], per_attempt["sample_index"]), per_attempt["attempt_score"])) == {
         ("q1", 1): pytest.approx(0.55), ("q2", 0): pytest.approx(0.55), ("q2", 1): 0.0}
@@ -233,19 +235,113 @@ def test_generative_judge_with_the_bundled_model(base_model: Path, backend: str)
         model.close()
 
 
+def _with_head(base_model: Path, folder: Path, fill: str) -> Path:
+    """The bundled model with a classification head written next to its weights, so vLLM's pooling runner
+    loads it instead of leaving the head uninitialised (which gave NaN scores now and then).
+
+    ``fill``: ``seeded`` (small random weights from a fixed generator) or ``nan`` (a broken head).
+    """
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for item in base_model.iterdir():
+        (folder / item.name).symlink_to(item)
+    hidden = json.loads((base_model / "config.json").read_text())["hidden_size"]
+    if fill == "seeded":
+        head = torch.randn(2, hidden, generator=torch.Generator().manual_seed(0)) * 0.02
+    else:
+        head = torch.full((2, hidden), float("nan"))
+    save_file({"score.weight": head.contiguous()}, str(folder / "score_head.safetensors"))
+    return folder
+
+
 @pytest.mark.slow
-def test_discriminative_prm_through_vllm_pooling_runner(base_model: Path) -> None:
-    """The real pooling path on CPU: the bundled LM gets a classification head, so scores mean nothing."""
+def test_discriminative_prm_through_vllm_pooling_runner(base_model: Path, tmp_path: Path) -> None:
+    """The real pooling path on CPU with a seeded head: scores in [0, 1], the same on a second engine."""
     from adacot.llm.vllm_backend import VllmProcessRewardModel
 
-    prm = VllmProcessRewardModel(base_model, "smollm2@test", _engine("vllm"), seed=0)
+    items = [("What is 2 + 3?", ["2 + 3 = 5.", "So 5."]), ("Q?", ["one step"])]
+    model = _with_head(base_model, tmp_path / "seeded", "seeded")
+    runs = []
+    for _ in range(2):
+        prm = VllmProcessRewardModel(model, "smollm2-head@test", _engine("vllm"), seed=0)
+        try:
+            assert prm.separator == "\n\n"  # no <extra_0> in SmolLM2's vocabulary
+            ids, positions = prm._prompt("What is 2 + 3?", ["2 + 3 = 5.", "So 5."])
+            assert len(positions) == 2 and positions[0] < positions[1] == len(ids) - 1
+            runs.append(prm.score(items))
+            assert prm.grader_id == "discriminative:smollm2-head@test"
+        finally:
+            prm.close()
+    assert [len(s) for s in runs[0]] == [2, 1]
+    assert all(0.0 <= v <= 1.0 for row in runs[0] for v in row), runs[0]
+    assert [v for row in runs[0] for v in row] == pytest.approx([v for row in runs[1] for v in row], abs=1e-4)
+
+
+@pytest.mark.slow
+def test_discriminative_prm_with_a_broken_head_is_caught(base_model: Path, tmp_path: Path) -> None:
+    """A head that yields NaN: score_failures keeps every step as an error row, build_database refuses."""
+    from adacot.llm.vllm_backend import VllmProcessRewardModel
+
+    questions, attempts = _frames()
+    prm = VllmProcessRewardModel(_with_head(base_model, tmp_path / "nan", "nan"), "nan-head@test", _engine("vllm"),
+                                 seed=0)
     try:
-        assert prm.separator == "\n\n"  # no <extra_0> in SmolLM2's vocabulary
-        ids, positions = prm._prompt("What is 2 + 3?", ["2 + 3 = 5.", "So 5."])
-        assert len(positions) == 2 and positions[0] < positions[1] == len(ids) - 1
-        scores = prm.score([("What is 2 + 3?", ["2 + 3 = 5.", "So 5."]), ("Q?", ["one step"])])
-        assert [len(s) for s in scores] == [2, 1]
-        assert all(0.0 <= v <= 1.0 for row in scores for v in row)
-        assert prm.grader_id == "discriminative:smollm2@test"
+        table, metrics = score_failures(questions, attempts, prm, PRM)
     finally:
         prm.close()
+    scored = table.filter(pl.col("step_index").is_not_null())
+    assert scored.height == metrics["invalid_step_scores"] == 4
+    assert scored["step_score"].null_count() == 4
+    assert all(e.startswith("non-finite step score nan") for e in scored["error"])
+    levels = LevelsParams(rule="prm", solved_pass_rate=0.8, min_pass_rate={"medium": 0.6, "hard": 0.4,
+                          "very_hard": 0.2}, edges="quantile", min_score={"medium": 0.75, "hard": 0.5,
+                          "very_hard": 0.25}, aggregate="min", score_attempt="best")
+    with pytest.raises(StageFailure, match="not numbers in \\[0, 1\\]"):
+        assign_levels(questions, attempts, levels, table)
+
+
+class _Returns:
+    """A step scorer that returns given values for every step, in order."""
+
+    grader_id = "fixed:test"
+
+    def __init__(self, values: list[object]) -> None:
+        self.values = list(values)
+
+    def score(self, items):
+        return [[self.values.pop(0) for _ in steps] for _, steps in items]
+
+
+@pytest.mark.parametrize(("value", "reason"), [
+    (float("nan"), "non-finite step score nan"), (float("inf"), "non-finite step score inf"),
+    (-float("inf"), "non-finite step score -inf"), (1.5, "outside [0, 1]"), (-0.1, "outside [0, 1]"),
+    ("x", "not a number"), (None, "not a number"),
+])
+def test_a_step_score_that_is_no_number_becomes_an_error_row(value: object, reason: str) -> None:
+    questions, attempts = _frames()
+    table, metrics = score_failures(questions, attempts, _Returns([0.9, value, 0.4, 0.7]), PRM)
+    scored = table.filter(pl.col("step_index").is_not_null())
+    assert scored["step_score"].to_list() == [0.9, None, 0.4, 0.7]
+    assert scored["error"].to_list()[1].startswith(reason.split(" [")[0]) or reason in scored["error"][1]
+    assert metrics["invalid_step_scores"] == 1 and len(metrics["invalid_examples"]) == 1
+    assert metrics["mean_step_score"] == pytest.approx((0.9 + 0.4 + 0.7) / 3)  # NaN never reaches a mean
+
+
+def test_levels_refuse_a_failing_question_with_an_invalid_score_but_not_a_solved_one() -> None:
+    questions, attempts = _frames()
+    table, _ = score_failures(questions, attempts, _Returns([0.9, float("nan"), 0.4, 0.7]), PRM)
+    strict = LevelsParams(rule="prm", solved_pass_rate=1.0, min_pass_rate={"medium": 0.6, "hard": 0.4,
+                          "very_hard": 0.2}, edges="quantile", min_score={"medium": 0.75, "hard": 0.5,
+                          "very_hard": 0.25}, aggregate="min", score_attempt="best")
+    with pytest.raises(StageFailure, match="1 failing question"):
+        assign_levels(questions, attempts, strict, table)
+    # q1 (the NaN's question) solves half its attempts: with solved_pass_rate 0.5 it is easy, so its
+    # scores decide nothing and q2's valid scores level the rest.
+    lenient = LevelsParams.model_validate({**strict.model_dump(), "solved_pass_rate": 0.5,
+                                           "min_pass_rate": {"medium": 0.4, "hard": 0.3, "very_hard": 0.2}})
+    database, _ = assign_levels(questions, attempts, lenient, table)
+    assert dict(zip(database["question_id"], database["level"], strict=True))["q1"] == "easy"

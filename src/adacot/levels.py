@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from adacot.errors import StageFailure
 from adacot.schemas import DATABASE, conform
 from adacot.vocabulary import LEVELS
 
@@ -117,6 +118,24 @@ def question_scores(prm_scores: pl.DataFrame, aggregate_how: str, pick: str) -> 
 
 
 
+def refuse_invalid_scores(prm_scores: pl.DataFrame, failing: pl.Series) -> None:
+    """Raise ``StageFailure`` when a failing question's level would rest on a step score that is no number.
+
+    score_failures keeps such scores (NaN, inf, out of [0, 1]) as rows with an ``error``; combining the
+    others as if they were not there would still place the question on a level, silently. Solved
+    questions are ``easy`` whatever their scores, so only failing ones count.
+    """
+    bad = prm_scores.filter(pl.col("error").is_not_null() & pl.col("question_id").is_in(failing.implode()))
+    if bad.height:
+        first = bad.row(0, named=True)
+        raise StageFailure(
+            f"{bad['question_id'].n_unique()} failing question(s) would be levelled on {bad.height} PRM step "
+            f"score(s) that are not numbers in [0, 1] (first: {first['question_id']} attempt "
+            f"{first['sample_index']} step {first['step_index']}: {first['error']}); fix the grader "
+            "(prm.kind, prm.model) and rerun score_failures"
+        )
+
+
 def assign_levels(
     questions: pl.DataFrame,
     attempts: pl.DataFrame,
@@ -130,7 +149,8 @@ def assign_levels(
     ``levels.rule``: ``pass_rate_bands`` by pass rate; ``prm`` by the PRM score of their failed attempts
     (``prm_scores``, the step scores of the score_failures stage, combined here), cut at ``edges`` when
     given (the pool's, to level an evaluation set alike), else at ``score_edges``. A question with no
-    attempts at all is a contract error (grading must answer every question), not something to level.
+    attempts at all is a contract error (grading must answer every question), not something to level; a
+    failing question with a step score that is no number fails the stage (``refuse_invalid_scores``).
     """
     per_question = attempts.group_by("question_id").agg(
         attempts=pl.len().cast(pl.Int32),
@@ -149,6 +169,7 @@ def assign_levels(
         if prm_scores is None:
             raise ValueError("levels.rule=prm needs the PRM step scores of the score_failures stage")
         grader = ",".join(sorted(set(prm_scores["grader"].drop_nulls().to_list()))) or None
+        refuse_invalid_scores(prm_scores, table.filter(~solved)["question_id"])
         scores = question_scores(prm_scores, levels.aggregate, levels.score_attempt)
         table = table.join(scores, on="question_id", how="left").with_columns(
             # A failing question whose attempts had nothing to score gets the least credit.

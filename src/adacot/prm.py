@@ -20,6 +20,7 @@ build_database. This module does not decide levels.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +29,7 @@ from typing import Any, Protocol
 import polars as pl
 
 from adacot.config import Params, PrmParams
+from adacot.errors import StageFailure
 from adacot.llm.base import Completion, Conversation, Sampling
 from adacot.llm.cache import CacheStats, Price, ResponseCache, cached_complete
 from adacot.llm.logprobs import yes_share_of_top
@@ -122,7 +124,7 @@ class GenerativeJudge:
         )
         failed = [row[0].error for row in completions if row[0].failed]
         if failed:
-            raise RuntimeError(f"{len(failed)} of {len(conversations)} judge requests failed for good "
+            raise StageFailure(f"{len(failed)} of {len(conversations)} judge requests failed for good "
                                f"(first: {failed[0]}); the answered ones are cached: rerun to ask only these")
         flat = [self._read(row[0].text) for row in completions]
         out, at = [], 0
@@ -173,6 +175,24 @@ def failing_attempts(attempts: pl.DataFrame, max_attempts: int) -> pl.DataFrame:
     )
 
 
+def checked_score(value: object, grader: str) -> tuple[float | None, str | None]:
+    """(score, None) for a step score that is a number in [0, 1]; (None, reason) for anything else.
+
+    A PRM can return NaN or infinity (an untrained or broken classification head, an overflow in a
+    logprob); such a value must never reach the level rule, where a NaN compares false with every edge
+    and silently lands the question on some level.
+    """
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None, f"step score {value!r} from {grader} is not a number"
+    if not math.isfinite(number):
+        return None, f"non-finite step score {number} from {grader}"
+    if not 0.0 <= number <= 1.0:
+        return None, f"step score {number:.6g} from {grader} is outside [0, 1]"
+    return number, None
+
+
 def score_failures(
     questions: pl.DataFrame, attempts: pl.DataFrame, scorer: StepScorer, prm: PrmParams
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
@@ -180,33 +200,43 @@ def score_failures(
 
     Every question with a failed attempt is scored, whatever the solved threshold: which questions count
     as solved is a levelling choice, made later without rescoring. An attempt with no text gets one row
-    with a null step (it aggregates to 0).
+    with a null step (it aggregates to 0). A step score that is not a number in [0, 1] becomes a row with
+    a null score and an ``error`` saying what it was (``checked_score``), counted in the metrics.
     """
     questions = conform(questions, QUESTIONS, "questions")
-    text_of = dict(zip(questions["question_id"], questions["question"]))
+    text_of = dict(zip(questions["question_id"], questions["question"], strict=True))
     failed = failing_attempts(attempts, prm.max_attempts)
-    keys = list(zip(failed["question_id"], failed["sample_index"]))
+    keys = list(zip(failed["question_id"], failed["sample_index"], strict=True))
     steps = [split_steps(t or "", prm.max_steps, prm.max_step_chars) for t in failed["attempt"].to_list()]
-    scored = scorer.score([(text_of[q], s) for (q, _), s in zip(keys, steps)])
+    scored = scorer.score([(text_of[q], s) for (q, _), s in zip(keys, steps, strict=True)])
+    if len(scored) != len(keys):
+        raise RuntimeError(f"{scorer.grader_id} returned {len(scored)} score lists for {len(keys)} attempts")
     rows: list[dict[str, Any]] = []
     for (qid, index), step_list, scores in zip(keys, steps, scored, strict=True):
         if not step_list:
             rows.append({"question_id": qid, "sample_index": index, "step_index": None, "step": None,
-                         "step_score": None, "grader": scorer.grader_id})
+                         "step_score": None, "grader": scorer.grader_id, "error": None})
         for i, (step, value) in enumerate(zip(step_list, scores, strict=True)):
+            score, error = checked_score(value, scorer.grader_id)
             rows.append({"question_id": qid, "sample_index": index, "step_index": i, "step": step,
-                         "step_score": float(value), "grader": scorer.grader_id})
+                         "step_score": score, "grader": scorer.grader_id, "error": error})
     table = conform(pl.DataFrame(rows, schema=PRM_SCORES) if rows else pl.DataFrame(schema=PRM_SCORES),
                     PRM_SCORES, "prm scores")
     values = table["step_score"].drop_nulls()
+    invalid = table.filter(pl.col("error").is_not_null())
     metrics = {
         "grader": scorer.grader_id,
         "questions_scored": failed["question_id"].n_unique(),
         "attempts_scored": failed.height,
         "steps_scored": int(values.len()),
         "attempts_without_steps": int(table["step_index"].null_count()),
-        "mean_step_score": float(values.mean()) if values.len() else None,
+        "mean_step_score": float(values.mean()) if values.len() else None,  # type: ignore[arg-type]
         "undecided_steps": int((values == 0.5).sum()),
+        # Scores that are not a number in [0, 1] (NaN from a broken head, say): kept as error rows, and
+        # build_database refuses to level a failing question on them.
+        "invalid_step_scores": invalid.height,
+        "invalid_examples": [f"{r['question_id']}#{r['sample_index']} step {r['step_index']}: {r['error']}"
+                             for r in invalid.head(3).iter_rows(named=True)],
     }
     if hasattr(scorer, "metrics"):  # a served judge: its cache hits, spend and request counts
         metrics.update(scorer.metrics())

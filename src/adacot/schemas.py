@@ -65,8 +65,9 @@ PRM_SCORES: Schema = {
     "sample_index": pl.Int32(),
     "step_index": pl.Int32(),  # null: the attempt had no reasoning to score
     "step": pl.String(),
-    "step_score": pl.Float64(),
+    "step_score": pl.Float64(),  # null: no step, or a score that was no number in [0, 1] (see error)
     "grader": pl.String(),
+    "error": pl.String(),  # why step_score is missing although the step was scored (NaN, inf, out of range)
 }
 
 # The sample records each row's requested level share, so the sample (and what follows) is rebuilt whenever
