@@ -10,7 +10,7 @@ STAMP := $(VENV)/.adacot-installed
 TORCH_SPEC ?= torch==2.13.0
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup repro test test-fast clean-cache
+.PHONY: setup repro test test-fast lint clean-cache
 
 setup: $(STAMP)
 
@@ -32,6 +32,12 @@ repro: setup
 
 test: setup
 	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m pytest
+
+# The lint and type gate CI runs before the tests: ruff (rules in pyproject.toml), ruff format, mypy on src/.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 test-fast: setup
 	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m pytest -m "not slow"
