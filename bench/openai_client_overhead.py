@@ -79,7 +79,8 @@ def adacot_run(url: str, n: int, concurrency: int, tag: str, cache_dir: Path | N
 
     api = ApiParams(base_urls=[url], api_key_env=None, max_concurrency=concurrency, request_timeout_s=60,
                     max_retries=3, backoff_initial_s=0.1, backoff_max_s=1, requests_per_minute=None,
-                    tokens_per_minute=None, native_n=True, transport=transport)
+                    tokens_per_minute=None, native_n=True, transport=transport, send_seed=True,
+                    max_failed_fraction=0.05)
     model = OpenAIChatModel("m", api, None)
     sampling = Sampling(max_tokens=16, temperature=0.7, top_p=0.95, seed=0)
     convs = conversations(n, tag)

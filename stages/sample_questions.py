@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from adacot.errors import StageFailure
 from adacot.sampling import eval_overlap, eval_shares, sample_questions
 from adacot.schemas import DATABASE, SAMPLE, read_table, write_table
 from adacot.stageio import run_stage, setup, write_metrics
@@ -20,8 +21,8 @@ def main() -> None:
     )
     overlap = eval_overlap(sample, eval_db)
     if overlap:
-        raise SystemExit(f"error: {overlap} sampled question(s) are evaluation questions; check prepare_pool's "
-                         "decontamination")
+        raise StageFailure(f"{overlap} sampled question(s) are evaluation questions; check prepare_pool's "
+                           "decontamination")
     metrics.update(distribution_from=params.dist.source, eval_overlap=overlap)
     write_table(sample, SAMPLE, Path(args.sample))
     write_metrics(args.metrics, metrics)

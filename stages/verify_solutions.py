@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from adacot.generation import select_solutions
+from adacot.generation import require_kept, select_solutions
 from adacot.schemas import SOLUTIONS, VERIFIED_SOLUTIONS, read_table, write_table
 from adacot.stageio import load_prompts, run_stage, setup, write_jsonl, write_metrics
 
@@ -16,7 +16,8 @@ def main() -> None:
     checked, rows, metrics = select_solutions(
         read_table(Path(args.solutions), SOLUTIONS), prompts, params.verify, params.teacher.keep_unverified
     )
-    write_table(checked, VERIFIED_SOLUTIONS, Path(args.verdicts))
+    write_table(checked, VERIFIED_SOLUTIONS, Path(args.verdicts))  # first: the reasons, also when none is kept
+    require_kept(metrics, params.teacher.keep_unverified, args.verdicts)
     write_jsonl(args.train, rows)
     write_metrics(args.metrics, metrics)
 

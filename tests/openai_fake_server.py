@@ -2,10 +2,12 @@
 
 It answers ``POST /v1/chat/completions`` and ``GET /v1/models`` like an OpenAI-compatible server, after a
 fixed latency, and can inject the failures real APIs show: 429 with ``Retry-After``, 500s, answers slower
-than the client's timeout, empty 200 bodies and dropped connections, each at a set rate (seeded). It can
-refuse ``n > 1``, send DeepSeek-style ``reasoning_content``, and demand a bearer key. It counts what it
-did, and in particular how many times it *delivered* an answer to each distinct request (messages, n,
-seed), so a test can show that no answered request was ever sent again.
+than the client's timeout, empty 200 bodies and dropped connections, each at a set rate (seeded), and
+it can die: after ``die_after`` answers it drops every connection until ``die_after`` is cleared (a server
+killed mid-stage, then started again). It can refuse ``n > 1``, send DeepSeek-style
+``reasoning_content``, demand a bearer key, and keep every request body (``record_bodies``). It counts
+what it did, and in particular how many times it *delivered* an answer to each distinct request
+(messages, n, seed), so a test can show that no answered request was ever sent again.
 
 Not a model: the answer text comes from a function of the last user message and the sample number.
 Run as a script (``python tests/openai_fake_server.py --latency 0.05``) it serves in its own process and
@@ -76,6 +78,8 @@ class FakeOpenAIServer:
         seed: int = 0,
         port: int = 0,
         logprobs: bool = True,
+        die_after: int | None = None,
+        record_bodies: bool = False,
     ) -> None:
         self.latency_s = latency_s
         self.faults = faults or Faults()
@@ -86,6 +90,9 @@ class FakeOpenAIServer:
         self.api_key = api_key
         self.port = port
         self.logprobs = logprobs  # False: like deepseek-reasoner, top_logprobs are never returned
+        self.die_after = die_after  # answers delivered before the server "dies"; None = never (set it back to revive)
+        self.record_bodies = record_bodies
+        self.bodies: list[dict] = []  # every chat request body received, when record_bodies
         self._rng = random.Random(seed)
         self.outcomes: Counter[str] = Counter()  # what each HTTP request got
         self.delivered: Counter[str] = Counter()  # request key -> answers delivered
@@ -171,6 +178,10 @@ class FakeOpenAIServer:
             self.outcomes["unauthorized"] += 1
             return web.json_response({"error": {"message": "invalid api key", "type": "auth"}}, status=401)
         body = await request.json()
+        if self.record_bodies:
+            self.bodies.append(body)
+        if self._dead():
+            return self._die(request)
         n = int(body.get("n") or 1)
         if n > 1 and not self.supports_n:
             self.outcomes["refused_n"] += 1
@@ -189,7 +200,18 @@ class FakeOpenAIServer:
             # The client went away while we "thought" (killed, or timed out): nothing is delivered.
             self.outcomes["abandoned"] += 1
             raise asyncio.CancelledError
+        if self._dead():  # died while this request waited: exactly ``die_after`` answers get out
+            return self._die(request)
         return self._deliver(request, body, n, "answered")
+
+    def _dead(self) -> bool:
+        return self.die_after is not None and self.answered >= self.die_after
+
+    def _die(self, request: web.Request) -> web.StreamResponse:
+        self.outcomes["dead"] += 1
+        if request.transport is not None:
+            request.transport.abort()  # like a killed process: the connection just goes away
+        raise asyncio.CancelledError
 
     async def _fault(self, name: str, request: web.Request, body: dict, n: int) -> web.StreamResponse:
         if name == "rate_limited":

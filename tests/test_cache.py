@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import FakeChatModel
 
-from adacot.llm import Completion, ResponseCache, Sampling, cache_key, cached_complete
+from adacot.errors import StageFailure
+from adacot.llm import Completion, ResponseCache, Sampling, cache_key, cached_complete, failure_budget
 from adacot.llm.base import Conversation
 
 SAMPLING = Sampling(max_tokens=32, temperature=0.7, top_p=0.95, seed=0)
@@ -224,3 +225,49 @@ def test_ledger_counts_dollars_and_errors(tmp_path: Path) -> None:
                                ResponseCache(tmp_path), progress=False, price=Price(1.0, 4.0))
     assert again.as_metrics()["dollars_saved"] == spent["dollars_spent"] and again.dollars_spent == 0
     assert spent["usd_per_mtok"] == {"input": 1.0, "output": 4.0}
+
+
+def _failing_script(failing: set[str]):
+    def script(user: str, number: int) -> str | tuple[str, str]:
+        return ("", "error") if user in failing else f"answer {number} to {user}"
+
+    return script
+
+
+def test_too_many_failed_requests_fail_after_every_answer_is_cached(tmp_path: Path) -> None:
+    # 2 of 20 conversations fail, n=2: 4 of 40 answers (10%) against a 5% budget.
+    fake = FakeChatModel(_failing_script({"question 3", "question 7"}))
+    with pytest.raises(StageFailure) as failure:
+        cached_complete(fake, _conversations(20), SAMPLING, 2, ResponseCache(tmp_path), progress=False,
+                        desc="teacher", max_failed_fraction=0.05)
+    assert str(failure.value) == (
+        "teacher: 4 of 40 requested answers failed, more than api.max_failed_fraction=0.05 allows; first error: "
+        "no reason given; the 36 answered are in the response cache, so a rerun asks only for the 4 that failed"
+    )
+    assert len(ResponseCache(tmp_path)) == 36
+    # The rerun asks only for the failed four, and with them answered the stage passes.
+    healthy = FakeChatModel(_counting_script)
+    results, stats = cached_complete(healthy, _conversations(20), SAMPLING, 2, ResponseCache(tmp_path),
+                                     progress=False, max_failed_fraction=0.05)
+    assert healthy.requests == 4 and stats.hits == 36 and stats.misses == 4 and stats.errors == 0
+    assert all(not c.failed for row in results for c in row)
+
+
+def test_failures_within_the_budget_pass_and_are_counted(tmp_path: Path) -> None:
+    fake = FakeChatModel(_failing_script({"question 3", "question 7"}))
+    results, stats = cached_complete(fake, _conversations(20), SAMPLING, 2, ResponseCache(tmp_path), progress=False,
+                                     max_failed_fraction=0.1)  # 4 of 40 is exactly the budget: allowed
+    assert stats.errors == 4 and stats.misses == 36
+    assert sum(c.failed for row in results for c in row) == 4
+    # Without a budget (a caller that judges failures itself) nothing is checked at all.
+    _, stats = cached_complete(FakeChatModel(_failing_script({"question 3"})), _conversations(20), SAMPLING, 2,
+                               None, progress=False)
+    assert stats.errors == 2
+
+
+def test_a_local_engine_gets_no_failure_budget() -> None:
+    # Local engines never fail a request, so the budget for a model without one is 0: any failure stops.
+    assert failure_budget(FakeChatModel(_counting_script)) == 0.0
+    with pytest.raises(StageFailure, match="1 of 2 requested answers failed"):
+        cached_complete(FakeChatModel(_failing_script({"question 1"})), _conversations(2), SAMPLING, 1, None,
+                        progress=False, desc="grade", max_failed_fraction=failure_budget(FakeChatModel({})))

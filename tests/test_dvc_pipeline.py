@@ -13,21 +13,17 @@ tests/test_vllm_openai_server.py and `make repro`.
 from __future__ import annotations
 
 import json
-import os
-import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
 import yaml
+from dvc_project import TINY, make_project, merge, ran_stages
+from dvc_project import run as run_in
 from openai_fake_server import FakeOpenAIServer
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
 ALL_STAGES = {
     "prepare_pool", "prepare_model", "grade_questions@pool", "grade_questions@eval", "score_failures@pool",
     "score_failures@eval", "build_database", "sample_questions", "generate_solutions", "verify_solutions",
@@ -37,31 +33,11 @@ ALL_STAGES = {
 AFTER_LEVELLING = {"build_database"}
 AFTER_SAMPLING = {"sample_questions", "generate_solutions", "verify_solutions", "train_student", "evaluate@student"}
 
-TINY = {
-    "pool": {"gsm8k_limit": 2, "synthetic_per_tier": 3, "heldout_per_tier": 1, "gsm8k_test_limit": 2},
-    "engine": {"backend": "transformers"},
-    "grade": {"attempts": 2, "max_tokens": 24},
-    "prm": {"max_steps": 2, "max_attempts": 1},
-    "sample": {"size": 5, "shortage": "fewer"},  # "fewer": a weight change always moves the tiny sample
-    "teacher": {"backend": "openai", "model": "fake-teacher", "attempts": 3, "max_tokens": 64,
-                "keep_unverified": True},
-    "api": {"api_key_env": "ADACOT_PIPELINE_TEST_KEY", "max_concurrency": 4},
-    "verify": {"workers": 1},
-    "sft": {"epochs": 1, "batch_size": 2, "max_length": 256},
-    "evaluate": {"samples": 1, "max_tokens": 24},
-}
-
-
-def _merge(base: dict, update: dict) -> dict:
-    out = dict(base)
-    for key, value in update.items():
-        out[key] = _merge(base[key], value) if isinstance(value, dict) else value
-    return out
-
-
-def ran_stages(output: str) -> set[str]:
-    return set(re.findall(r"Running stage '([^']+)'", output))
-
+# The tiny profile with the teacher on a loopback server whose key is in an environment variable.
+PROFILE = merge(TINY, {
+    "teacher": {"backend": "openai", "model": "fake-teacher"},
+    "api": {"api_key_env": "ADACOT_PIPELINE_TEST_KEY"},
+})
 
 SECRET = "sk-adacot-pipeline-5b8e1d2c9f"
 
@@ -74,33 +50,9 @@ def teacher_server() -> FakeOpenAIServer:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory, teacher_server: FakeOpenAIServer) -> tuple[Path, dict[str, str]]:
-    repo = tmp_path_factory.mktemp("adacot-dvc")
-    for name in ("dvc.yaml", "stages", "src", "prompts", "data/pools", "data/benchmarks"):
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, repo / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy2(src, repo / name)
-    params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
-    params["api"]["base_urls"] = [teacher_server.base_url]
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (repo / ".gitignore").write_text(".adacot/\n__pycache__/\n")
-    home = tmp_path_factory.mktemp("home")
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "DVC_NO_ANALYTICS": "1",
-        "HOME": str(home),
-        "XDG_CONFIG_HOME": str(home / ".config"),
-        "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"),
-        "GIT_AUTHOR_NAME": "adacot-test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
-        "GIT_COMMITTER_NAME": "adacot-test", "GIT_COMMITTER_EMAIL": "test@example.invalid",
-        "ADACOT_PIPELINE_TEST_KEY": SECRET,
-    }
-    for cmd in (["git", "init", "-q", "-b", "main"], ["dvc", "init", "-q"], ["git", "add", "-A"],
-                ["git", "commit", "-q", "-m", "tiny profile"]):
-        subprocess.run(cmd, cwd=repo, env=env, check=True)
-    return repo, env
+    profile = merge(PROFILE, {"api": {"base_urls": [teacher_server.base_url]}})
+    return make_project(tmp_path_factory.mktemp("adacot-dvc"), tmp_path_factory.mktemp("home"), profile,
+                        {"ADACOT_PIPELINE_TEST_KEY": SECRET})
 
 
 def hard_weight_that_changes_sample(repo: Path) -> float:
@@ -130,11 +82,8 @@ def hard_weight_that_changes_sample(repo: Path) -> float:
 
 
 def run(project: tuple[Path, dict[str, str]], *args: str) -> str:
-    repo, env = project
-    done = subprocess.run(list(args), cwd=repo, env=env, capture_output=True, text=True)
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, f"{' '.join(args)} failed:\n{output[-6000:]}"
-    return output
+    done = run_in(project, *args)
+    return done.stdout + done.stderr
 
 
 def sample_ids(repo: Path) -> set[str]:

@@ -10,6 +10,7 @@ import pytest
 from conftest import FakeChatModel
 
 from adacot.config import VerifyParams
+from adacot.errors import StageFailure
 from adacot.evaluation import evaluate_model, pass_at_1
 from adacot.llm import ResponseCache, Sampling
 from adacot.prompts import PromptSet
@@ -89,3 +90,11 @@ def test_evaluate_model_rerun_from_cache(tmp_path: Path, prompts: PromptSet, sam
     assert fake.requests == 0
     assert second["cache"]["hits"] == 10
     assert second["benchmarks"] == first["benchmarks"]
+
+
+def test_no_benchmark_questions_fails_instead_of_scoring_zero(prompts: PromptSet, sampling: Sampling,
+                                                              verify_params: VerifyParams) -> None:
+    fake = _fake()
+    with pytest.raises(StageFailure, match="there are no benchmark questions"):
+        evaluate_model(_benchmarks().head(0), fake, prompts, sampling, 2, verify_params, None)
+    assert fake.calls == []

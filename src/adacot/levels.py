@@ -66,7 +66,13 @@ def score_edges(scores: list[float], levels: LevelsParams) -> dict[str, float]:
     if not scores:
         return {lv: 1.0 for lv in failing}
     series = pl.Series(scores, dtype=pl.Float64)
-    return {lv: float(series.quantile(q, interpolation="linear")) for lv, q in zip(failing, (0.75, 0.5, 0.25))}
+    edges = {}
+    for level, q in zip(failing, (0.75, 0.5, 0.25), strict=True):
+        value = series.quantile(q, interpolation="linear")
+        if value is None:  # only for an all-null series, which the caller never passes
+            raise ValueError("no PRM scores to cut into levels")
+        edges[level] = float(value)
+    return edges
 
 
 
@@ -161,7 +167,7 @@ def assign_levels(
     missing = table.filter(pl.col("attempts").is_null())["question_id"].to_list()
     if missing:
         raise ValueError(f"{len(missing)} question(s) have no graded attempts, e.g. {missing[:3]}; rerun grading")
-    k = int(table["attempts"].max() or 0)
+    k = int(table.select(pl.col("attempts").max()).item() or 0)
     table = table.with_columns(pass_rate=pl.col("correct") / pl.col("attempts"))
     solved = pl.col("pass_rate") >= levels.solved_pass_rate
     grader = None

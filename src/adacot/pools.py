@@ -3,8 +3,9 @@
 Pure functions: raw rows in, frames out. ``generate_synthetic`` makes seeded arithmetic and word problems
 at five generator tiers (1-digit sums up to multi-step word problems) so that even the 135M bundled
 student has questions at every difficulty level. ``build_pool`` parses gold answers, keeps malformed rows
-as rejects with a reason, removes duplicates and any question that also appears in a benchmark. This
-module does not grade questions (``grading``) and does not read files (stage scripts do).
+as rejects with a reason, removes duplicates and any question that also appears in a benchmark. An
+empty pool or benchmark set fails the stage (``StageFailure``): every later stage would work on nothing.
+This module does not grade questions (``grading``) and does not read files (stage scripts do).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import polars as pl
 
+from adacot.errors import StageFailure
 from adacot.schemas import BENCHMARK, QUESTIONS, REJECTS, conform, empty
 from adacot.verify import check_golds, parse_gold
 
@@ -216,14 +218,20 @@ def build_pool_and_benchmarks(
     pool, contamination = decontaminate(candidates, bench)
     pool, pool_gold_rejects = reject_ungradable_golds(pool, timeout_s=verify_timeout_s, workers=verify_workers)
     rejects = pl.concat([train_rejects, test_rejects, bench_gold_rejects, contamination, pool_gold_rejects])
+    reject_reasons = _reason_counts(rejects)
     metrics = {
         "rows_in": {"gsm8k_train": len(gsm8k_train), "gsm8k_test": len(gsm8k_test)},
         "pool_questions": pool.height,
         "pool_by_source": dict(pool.group_by("source").len().sort("source").iter_rows()),
         "benchmark_questions": dict(bench.group_by("benchmark").len().sort("benchmark").iter_rows()),
         "rejects": rejects.height,
-        "rejects_by_reason": _reason_counts(rejects),
+        "rejects_by_reason": reject_reasons,
     }
+    for name, table, knobs in (("pool", pool, "pool.gsm8k_limit or pool.synthetic_per_tier"),
+                               ("benchmark set", bench, "pool.gsm8k_test_limit or pool.heldout_per_tier")):
+        if table.height == 0:
+            reasons = ", ".join(f"{k} {v}" for k, v in reject_reasons.items()) or "none"
+            raise StageFailure(f"prepare_pool: the {name} is empty (rejects by reason: {reasons}); raise {knobs}")
     return pool, bench, rejects, metrics
 
 

@@ -76,7 +76,7 @@ def split_steps(text: str, max_steps: int, max_step_chars: int) -> list[str]:
 
 def judge_conversations(question: str, steps: list[str]) -> list[Conversation]:
     """One yes/no judge conversation per step, showing the steps before it."""
-    conversations = []
+    conversations: list[Conversation] = []
     for i, step in enumerate(steps):
         previous = "\n".join(steps[:i]) or "(nothing yet)"
         user = JUDGE_USER.format(question=question, previous=previous, step=step)

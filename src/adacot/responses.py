@@ -3,8 +3,10 @@
 Grading (the student's attempts), generation (the teacher's solutions) and evaluation (the responses on
 the benchmarks) all ask a model the same way: render each question with the role's prompt, answer from
 the response cache first, ask the model for the rest, and keep every sample with its accounting
-(finish_reason, tokens, model id, latency, error). ``collect_responses`` is that one way. It does not
-judge answers (``adacot.verify``) and does not decide levels (``levels.py``).
+(finish_reason, tokens, model id, latency, error). ``collect_responses`` is that one way, and so the one
+place where a stage whose requests failed beyond ``api.max_failed_fraction`` stops (``StageFailure``,
+after every answer that arrived is cached). It does not judge answers (``adacot.verify``) and does not
+decide levels (``levels.py``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 import polars as pl
 
-from adacot.llm import ChatModel, Price, ResponseCache, Sampling, cached_complete
+from adacot.llm import ChatModel, Price, ResponseCache, Sampling, cached_complete, failure_budget
 from adacot.prompts import PromptSet
 
 RESPONSE_SCHEMA: dict[str, pl.DataType] = {
@@ -39,11 +41,14 @@ def collect_responses(
     """One row per (question, sample index) with the completion and its accounting.
 
     The metrics are the cache ledger (hits, misses, errors, tokens and dollars spent and saved) plus, for
-    a remote model, what its client did (requests sent, retries by cause).
+    a remote model, what its client did (requests sent, retries by cause). More failed requests than the
+    model's ``failure_budget`` (a served role's ``api.max_failed_fraction``; 0 for a local engine) raise
+    ``StageFailure``; fewer stay rows with ``finish_reason == "error"``, counted in ``cache.errors``.
     """
     conversations = [prompts.render(role, q) for q in questions["question"]]
     completions, stats = cached_complete(
-        model, conversations, sampling, n, cache, batch_requests=batch_requests, desc=desc, price=price
+        model, conversations, sampling, n, cache, batch_requests=batch_requests, desc=desc, price=price,
+        max_failed_fraction=failure_budget(model),
     )
     rows: list[dict[str, Any]] = []
     for qid, samples in zip(questions["question_id"], completions, strict=True):

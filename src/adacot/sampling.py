@@ -6,8 +6,9 @@ remainder to the nearest levels that still have questions, ``fewer`` samples few
 ``sample_questions`` draws the quotas without replacement with a seed, so the same seed gives the same
 rows; with ``strategy="random"`` it ignores levels and draws N uniformly from the whole pool (the
 non-adaptive baseline of the ablation). ``eval_shares`` turns an evaluation set's levels into P_eval,
-and ``eval_overlap`` checks that no sampled question is an evaluation question. This module does not
-grade and does not choose the distribution's weights (params do).
+and ``eval_overlap`` checks that no sampled question is an evaluation question. A draw of 0 questions
+fails the stage (``StageFailure``): an empty sample would only hand an empty training set down the
+pipeline. This module does not grade and does not choose the distribution's weights (params do).
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from typing import Any
 
 import polars as pl
 
+from adacot.errors import StageFailure
 from adacot.schemas import DATABASE, SAMPLE, conform
 from adacot.vocabulary import LEVELS
 
 
-class ShortageError(ValueError):
-    """A level holds fewer questions than its quota and the policy is ``fail``."""
+class ShortageError(StageFailure, ValueError):
+    """A level holds fewer questions than its quota and the policy is ``fail`` (a one-line stage failure)."""
 
 
 def largest_remainder(n: int, shares: dict[str, float]) -> dict[str, int]:
@@ -94,6 +96,14 @@ def sample_questions(
         sample = pl.concat(parts) if parts else database.head(0)
     else:
         raise ValueError(f"unknown sample strategy {strategy!r}: use adaptive or random")
+    if sample.height == 0:
+        held = ", ".join(f"{lv} {available[lv]}" for lv in LEVELS)
+        wanted = ", ".join(lv for lv in LEVELS if shares.get(lv, 0.0) > 0) or "none"
+        raise StageFailure(
+            f"sample_questions drew 0 questions: the database holds {database.height} (by level: {held}), the "
+            f"distribution wants {wanted}, sample.shortage={shortage}; give weight to a level that has questions "
+            "or set sample.shortage: nearest"
+        )
     sample = conform(
         sample.with_columns(target_share=pl.col("level").replace_strict(shares, default=0.0, return_dtype=pl.Float64)),
         SAMPLE,

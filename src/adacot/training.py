@@ -8,15 +8,14 @@ student is evaluated by the same engine as the base. This module does not genera
 
 from __future__ import annotations
 
-import logging
+import math
 import shutil
 from pathlib import Path
 from typing import Any
 
 from adacot.config import SftParams
+from adacot.errors import StageFailure
 from adacot.models import read_model_info, write_model_info
-
-log = logging.getLogger(__name__)
 
 
 def train_student(
@@ -24,17 +23,15 @@ def train_student(
 ) -> dict[str, Any]:
     """Fine-tune the model at ``base_dir`` on ``rows`` and save the merged result at ``out_dir``.
 
-    With no rows there is nothing to learn: the base is copied unchanged and the metrics say so, so the
-    pipeline (and its evaluation of "tuned" = base) still completes and the cause is visible.
+    No rows is a ``StageFailure``: a "tuned" student that is a copy of the base would be evaluated and
+    compared as if it had learnt something.
     """
+    if not rows:
+        raise StageFailure("train_student: the SFT data has 0 rows, nothing to train on; verify_solutions' "
+                           "metrics say why no solution was kept")
     base_info = read_model_info(base_dir)
     if out_dir.exists():
         shutil.rmtree(out_dir)
-    if not rows:
-        log.warning("no training rows (no kept solutions): the student is saved unchanged")
-        shutil.copytree(base_dir, out_dir)
-        info = write_model_info(out_dir, f"{base_info.name}-sft", f"unchanged copy of {base_info.model_id}")
-        return {"train_rows": 0, "steps": 0, "trained": False, "model_id": info.model_id}
 
     import torch
     from datasets import Dataset
@@ -75,7 +72,12 @@ def train_student(
         model=model, args=config, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config
     )
     result = trainer.train()
-    tuned = trainer.model
+    if not math.isfinite(float(result.training_loss)):
+        # Diverged (a learning rate too high, a bf16 overflow): saving these weights would hand evaluation
+        # a broken model that looks like a trained one.
+        raise StageFailure(f"train_student: the training loss is {result.training_loss} after "
+                           f"{result.global_step} steps; lower sft.learning_rate or check the data")
+    tuned: Any = trainer.model
     if sft.lora:
         tuned = tuned.merge_and_unload()
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,15 @@ from pathlib import Path
 
 from adacot.config import ApiParams, EngineParams, Params, PriceParams
 from adacot.llm.base import ChatModel, Completion, Conversation, Message, Sampling, StreamingChatModel
-from adacot.llm.cache import CacheStats, Price, ResponseCache, cache_key, cached_complete
+from adacot.llm.cache import (
+    CacheStats,
+    Price,
+    ResponseCache,
+    cache_key,
+    cached_complete,
+    check_failed_requests,
+    failure_budget,
+)
 
 __all__ = [
     "ApiKeyMissing",
@@ -28,6 +36,8 @@ __all__ = [
     "api_key_from_env",
     "cache_key",
     "cached_complete",
+    "check_failed_requests",
+    "failure_budget",
     "open_local_model",
     "open_model",
     "open_student_model",

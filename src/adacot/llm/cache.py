@@ -8,7 +8,8 @@ flight; SQLite's locking makes concurrent writers (queued experiments) safe. The
 is the only thing hashed: API keys never reach this module.
 
 This module does not decide what to ask (stages do) and does not talk to models (backends do); the
-``cached_complete`` helper only routes misses to a ``ChatModel`` in batches with a progress bar.
+``cached_complete`` helper only routes misses to a ``ChatModel`` in batches with a progress bar and, when
+asked, fails the stage once too many of them came back as failed requests (``check_failed_requests``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adacot.errors import StageFailure
 from adacot.llm.base import ChatModel, Completion, Conversation, Sampling, StreamingChatModel
 
 
@@ -165,6 +167,7 @@ def cached_complete(
     desc: str = "generate",
     progress: bool = True,
     price: Price | None = None,
+    max_failed_fraction: float | None = None,
 ) -> tuple[list[list[Completion]], CacheStats]:
     """``n`` completions per conversation, answering from ``cache`` first and asking ``model`` for the rest.
 
@@ -172,7 +175,9 @@ def cached_complete(
     it arrives; a local engine gets misses in batches of ``batch_requests`` conversations, each batch
     committed before the next starts. Either way an interrupted run resumes where it stopped, and failed
     requests (``finish_reason == "error"``) are returned but never cached, so a rerun asks only for them.
-    The progress bar shows rate, ETA, tokens and the running spend at ``price``.
+    The progress bar shows rate, ETA, tokens and the running spend at ``price``. With
+    ``max_failed_fraction`` set, more failed answers than that share of all ``n * len(conversations)``
+    raise ``StageFailure`` once every answer that did arrive is committed (``check_failed_requests``).
     """
     from tqdm.auto import tqdm
 
@@ -237,4 +242,37 @@ def cached_complete(
     unanswered = sum(1 for row in results for c in row if c is None)
     if unanswered:
         raise RuntimeError(f"{model_id} left {unanswered} requested sample(s) unanswered")
-    return [[c for c in row if c is not None] for row in results], stats
+    answered = [[c for c in row if c is not None] for row in results]
+    if max_failed_fraction is not None:
+        check_failed_requests(answered, max_failed_fraction, desc)
+    return answered, stats
+
+
+def failure_budget(model: ChatModel) -> float:
+    """The share of a stage's answers that may be failed requests when ``model`` answers them.
+
+    A served model carries its role's ``api.max_failed_fraction``; a local engine carries none and gets 0:
+    it never fails a request, so a single failure there is already wrong.
+    """
+    return float(getattr(model, "max_failed_fraction", 0.0))
+
+
+def check_failed_requests(completions: Sequence[Sequence[Completion]], max_failed_fraction: float, desc: str) -> None:
+    """Raise ``StageFailure`` when the failed requests exceed ``max_failed_fraction`` of the answers needed.
+
+    The share is of every answer the stage needs, cached ones included, so a rerun (which only asks for
+    the failures) can only lower it and one answer that keeps failing cannot block a large stage. Called
+    after the answers that did arrive are committed, so the failed stage leaves no lock behind and a rerun
+    pays only for what failed. Fewer failures pass: they are rows with verdict ``request_error`` and
+    ``cache.errors`` in the stage's metrics.
+    """
+    needed = sum(len(row) for row in completions)
+    failed = [c for row in completions for c in row if c.failed]
+    if not failed or len(failed) <= max_failed_fraction * needed:
+        return
+    raise StageFailure(
+        f"{desc}: {len(failed)} of {needed} requested answers failed, more than api.max_failed_fraction="
+        f"{max_failed_fraction:g} allows; first error: {failed[0].error or 'no reason given'}; the "
+        f"{needed - len(failed)} answered are in the response cache, so a rerun asks only for the {len(failed)} "
+        "that failed"
+    )

@@ -7,16 +7,18 @@ Around that: a bounded number of requests in flight (a pool of workers, no task 
 optional requests- and tokens-per-minute limits, client-side balancing over several base URLs (least
 requests in flight), retries with exponential backoff and full jitter on 429, 5xx, timeouts, dropped
 connections and empty 200 bodies (a server's ``Retry-After`` wins when it sends one), ``n`` samples in
-one request where the server allows it and one request per sample where it does not, DeepSeek-style
+one request where the server allows it and one request per sample where it does not, a per-request
+``seed`` (``seed + offset`` per fanned-out sample) unless ``api.send_seed`` is off, DeepSeek-style
 ``reasoning_content`` kept as ``<think>…</think>`` before the answer, per-response usage, latency and
 served model id, and the first token's ``top_logprobs`` for a generative judge (``top_logprobs_view``).
 Answers are handed to a callback as they arrive, those of one event-loop turn together
 (``complete_streaming``), so the response cache commits each burst before waiting for more.
 
 A request that still fails after its retries comes back as a ``Completion`` with ``finish_reason="error"``
-and the reason, never as a silent gap and never cached. A refused key (401/403), an unknown model (404) or
-a judge server without logprobs stops the run at once with ``ApiFatalError``: every other request would
-fail the same way.
+and the reason, never as a silent gap and never cached; the model's ``max_failed_fraction`` tells the
+response cache how many of those a stage may hold before it fails (``cache.check_failed_requests``). A
+refused key (401/403), an unknown model (404) or a judge server without logprobs stops the run at once
+with ``ApiFatalError``: every other request would fail the same way.
 
 It is not for caching (``cache.py``), choosing what to ask (stages) or reading params (``open_model``).
 The API key is held only in memory (the clients and the per-process request template): it is never
@@ -149,10 +151,16 @@ class OpenAIChatModel:
         self._model = model
         self._api = api
         self._key = api_key
-        self._seed = seed
+        # None: the body carries no `seed` key at all (api.send_seed: false), for servers that die on one.
+        self._seed: int | None = seed if api.send_seed else None
         self._native_n = api.native_n
         self._top_logprobs: int | None = None
         self.stats = ApiStats()
+
+    @property
+    def max_failed_fraction(self) -> float:
+        """The share of a stage's answers that may be failed requests (``api.max_failed_fraction``)."""
+        return self._api.max_failed_fraction
 
     @property
     def model_id(self) -> str:
@@ -254,7 +262,7 @@ class OpenAIChatModel:
 
         async def one(offset: int) -> None:
             # Distinct seeds so fanned-out samples differ where the server honours seeds.
-            got = await self._request(ctx, conversation, 1, seed=self._seed + offset)
+            got = await self._request(ctx, conversation, 1, seed=None if self._seed is None else self._seed + offset)
             ctx.outbox.put([(index, offset, got[0])])
 
         if len(offsets) == 1:
@@ -262,7 +270,9 @@ class OpenAIChatModel:
         else:
             await asyncio.gather(*(one(offset) for offset in offsets))
 
-    async def _request(self, ctx: _Context, conversation: Conversation, n: int, *, seed: int) -> list[Completion]:
+    async def _request(
+        self, ctx: _Context, conversation: Conversation, n: int, *, seed: int | None
+    ) -> list[Completion]:
         """``n`` completions of one conversation, retried until answered or given up (then error rows)."""
         api = self._api
         messages = list(conversation)
@@ -303,14 +313,18 @@ class OpenAIChatModel:
             for _ in range(n)
         ]
 
-    async def _send(self, client: Any, messages: list[dict[str, str]], sampling: Sampling, n: int, seed: int) -> Any:
+    async def _send(
+        self, client: Any, messages: list[dict[str, str]], sampling: Sampling, n: int, seed: int | None
+    ) -> Any:
         """One HTTP attempt; maps every failure to ``_Retry``, ``_NoNativeN``, ``ApiFatalError`` or an error."""
         import openai
 
         body: dict[str, Any] = {
             "model": self._model, "messages": messages, "max_tokens": sampling.max_tokens,
-            "temperature": sampling.temperature, "top_p": sampling.top_p, "n": n, "seed": seed,
+            "temperature": sampling.temperature, "top_p": sampling.top_p, "n": n,
         }
+        if seed is not None:
+            body["seed"] = seed
         if self._top_logprobs:
             body["logprobs"] = True
             body["top_logprobs"] = self._top_logprobs

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from adacot.config import EngineParams
 from adacot.llm.base import Completion, Conversation, Sampling
@@ -28,7 +29,7 @@ class TransformersChatModel:
         self._tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
         if self._tokenizer.pad_token is None:
             self._tokenizer.pad_token = self._tokenizer.eos_token
-        self._model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, _DTYPES[engine.dtype]))
+        self._model: Any = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, _DTYPES[engine.dtype]))
         self._model.eval()
         self._model_id = model_id
         # Seeded once per engine, like vLLM: reseeding per call would repeat the samples already cached
@@ -70,7 +71,7 @@ class TransformersChatModel:
                     stopped = eos in new
                     if stopped:
                         new = new[: new.index(eos)]
-                    text = self._tokenizer.decode(new, skip_special_tokens=True)
+                    text = str(self._tokenizer.decode(new, skip_special_tokens=True))
                     row.append(
                         Completion(
                             text=text,

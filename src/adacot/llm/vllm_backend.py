@@ -11,13 +11,18 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from adacot.config import EngineParams
 from adacot.llm.base import Completion, Conversation, Sampling
 from adacot.llm.logprobs import yes_share_of_top
 
 logger = logging.getLogger(__name__)
+
+
+def _messages(conversations: Sequence[Conversation]) -> Any:
+    """Conversations as the message lists ``LLM.chat`` takes (its types are OpenAI's message params)."""
+    return [list(c) for c in conversations]
 
 
 def vllm_importable() -> bool:
@@ -82,7 +87,7 @@ class VllmChatModel:
         params = SamplingParams(
             n=n, max_tokens=sampling.max_tokens, temperature=sampling.temperature, top_p=sampling.top_p
         )
-        outputs = self._llm.chat([list(c) for c in conversations], params, use_tqdm=False)
+        outputs = self._llm.chat(_messages(conversations), params, use_tqdm=False)
         return [
             [
                 Completion(
@@ -107,7 +112,7 @@ class VllmChatModel:
 
 
         params = SamplingParams(max_tokens=1, temperature=0.0, logprobs=20)
-        outputs = self._llm.chat([list(c) for c in conversations], params, use_tqdm=len(conversations) > 200)
+        outputs = self._llm.chat(_messages(conversations), params, use_tqdm=len(conversations) > 200)
         tops = [(out.outputs[0].logprobs or [{}])[0].values() for out in outputs]
         return [yes_share_of_top([(lp.decoded_token or "", lp.logprob) for lp in top]) for top in tops]
 
@@ -152,7 +157,7 @@ class VllmProcessRewardModel:
 
     def _prompt(self, question: str, steps: list[str]) -> tuple[list[int], list[int]]:
         messages = [{"role": "user", "content": question}]
-        text = self._tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        text = str(self._tokenizer.apply_chat_template(cast(Any, messages), tokenize=False, add_generation_prompt=True))
         ids = list(self._tokenizer.encode(text, add_special_tokens=False))
         positions = []
         for step in steps:
@@ -161,7 +166,9 @@ class VllmProcessRewardModel:
         return ids, positions
 
     def score(self, items: Sequence[tuple[str, list[str]]]) -> list[list[float]]:
-        prompts, positions, keep = [], [], []
+        prompts: list[Any] = []
+        positions: list[list[int]] = []
+        keep: list[int] = []
         for question, steps in items:
             ids, pos = self._prompt(question, steps)
             # Too long for the engine: drop the earliest steps' tokens is not possible without re-templating,
