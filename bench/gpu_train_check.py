@@ -153,9 +153,7 @@ def weight_delta(base_dir: Path, tuned_dir: Path) -> float:
         return tensors
 
     base, tuned = load(base_dir), load(tuned_dir)
-    return max(
-        float((base[k].float() - tuned[k].float()).abs().max()) for k in base.keys() & tuned.keys()
-    )
+    return max(float((base[k].float() - tuned[k].float()).abs().max()) for k in base.keys() & tuned.keys())
 
 
 def time_generation(model_dir: Path, rows: list[dict[str, Any]], args: argparse.Namespace, device: str) -> dict:
@@ -186,7 +184,7 @@ def time_generation(model_dir: Path, rows: list[dict[str, Any]], args: argparse.
 
     warm_out, warm_s = run()
     out, seconds = run()
-    new = out[:, batch["input_ids"].shape[1]:]
+    new = out[:, batch["input_ids"].shape[1] :]
     return {
         "gen_dtype": str(dtype).removeprefix("torch."),
         "gen_batch": args.gen_batch,
@@ -209,12 +207,15 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict[str, Any] = {"ok": False}
     device = "cuda" if (torch.cuda.is_available() and not args.cpu) else "cpu"
     summary["device"] = torch.cuda.get_device_name(0) if device == "cuda" else "cpu"
-    summary["versions"] = {"python": sys.version.split()[0], "torch": torch.__version__,
-                           "transformers": transformers.__version__}
+    summary["versions"] = {
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+    }
     for name in ("trl", "peft", "accelerate", "datasets", "pydantic"):
         try:
             summary["versions"][name] = __import__(name).__version__
-        except Exception as error:  # noqa: BLE001 - report, do not stop
+        except Exception as error:
             summary["versions"][name] = f"unavailable: {error}"
 
     work_ctx = tempfile.TemporaryDirectory(prefix="gpu-train-check-") if args.work is None else None
@@ -231,9 +232,17 @@ def main(argv: list[str] | None = None) -> int:
             summary["base_weights"] = f"pretrained from {base_dir}"
         log.info("base model ready at %s (%s)", base_dir, summary["base_weights"])
         rows = read_rows(args.train, args.rows)
-        sft = SftParams(lora=not args.no_lora, lora_r=args.lora_r, lora_alpha=args.lora_alpha, epochs=args.epochs,
-                        learning_rate=args.lr, batch_size=args.batch_size, grad_accum=args.grad_accum,
-                        max_length=args.max_length, use_cpu=args.cpu)
+        sft = SftParams(
+            lora=not args.no_lora,
+            lora_r=args.lora_r,
+            lora_alpha=args.lora_alpha,
+            epochs=args.epochs,
+            learning_rate=args.lr,
+            batch_size=args.batch_size,
+            grad_accum=args.grad_accum,
+            max_length=args.max_length,
+            use_cpu=args.cpu,
+        )
         summary["sft"] = sft.model_dump()
         recorder = _TrainerRecorder()
         recorder.install()
@@ -252,18 +261,20 @@ def main(argv: list[str] | None = None) -> int:
         final = next((h for h in reversed(history) if "train_runtime" in h), {})
         tokens = max((h.get("num_tokens", 0) for h in history), default=0)
         runtime = float(final.get("train_runtime", metrics.get("train_runtime_s", 0.0)))
-        summary.update({
-            "train_rows": len(rows),
-            "steps": metrics.get("steps"),
-            "train_runtime_s": runtime,
-            "train_samples_per_s": final.get("train_samples_per_second"),
-            "train_steps_per_s": final.get("train_steps_per_second"),
-            "train_tokens": int(tokens) if tokens else None,
-            "train_tokens_per_s": round(tokens / runtime, 1) if tokens and runtime else None,
-            "first_loss": metrics.get("first_loss"),
-            "final_loss": metrics.get("last_loss"),
-            "mean_loss": metrics.get("train_loss"),
-        })
+        summary.update(
+            {
+                "train_rows": len(rows),
+                "steps": metrics.get("steps"),
+                "train_runtime_s": runtime,
+                "train_samples_per_s": final.get("train_samples_per_second"),
+                "train_steps_per_s": final.get("train_steps_per_second"),
+                "train_tokens": int(tokens) if tokens else None,
+                "train_tokens_per_s": round(tokens / runtime, 1) if tokens and runtime else None,
+                "first_loss": metrics.get("first_loss"),
+                "final_loss": metrics.get("last_loss"),
+                "mean_loss": metrics.get("train_loss"),
+            }
+        )
         del recorder.trainer
         if device == "cuda":
             torch.cuda.empty_cache()
@@ -276,8 +287,11 @@ def main(argv: list[str] | None = None) -> int:
         summary.update(time_generation(out_dir, rows, args, device))
         log.info("generation: %.1f new tokens/s (%s)", summary["gen_tokens_per_s"], summary["gen_dtype"])
         summary["merged_reloaded"] = True
-        summary["ok"] = (summary["merged_saved"] and summary["merged_lora_keys_left"] == 0
-                         and summary["merged_max_weight_change"] > 0)
+        summary["ok"] = (
+            summary["merged_saved"]
+            and summary["merged_lora_keys_left"] == 0
+            and summary["merged_max_weight_change"] > 0
+        )
     except Exception as error:
         log.exception("check failed")
         summary["error"] = f"{type(error).__name__}: {error}"

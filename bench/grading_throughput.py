@@ -53,14 +53,17 @@ def main() -> None:
         raw_tokens = sum(len(c.token_ids) for o in outs for c in o.outputs)
         cache = ResponseCache(tmp / f"cache-{round_}")  # empty: every request is a miss, as in a first run
         start = time.perf_counter()
-        table, _ = grade_attempts(questions, model, prompts, sampling, g.attempts, params.verify, cache,
-                                  params.engine.batch_requests)
+        table, _ = grade_attempts(
+            questions, model, prompts, sampling, g.attempts, params.verify, cache, params.engine.batch_requests
+        )
         ours_s = time.perf_counter() - start
         ours_tokens = int(table["completion_tokens"].sum())
         raw_rates.append(raw_tokens / raw_s)
         ours_rates.append(ours_tokens / ours_s)
-        print(f"round {round_}: raw {raw_tokens} tok in {raw_s:.1f} s = {raw_rates[-1]:.1f} tok/s | "
-              f"adacot grading {ours_tokens} tok in {ours_s:.1f} s = {ours_rates[-1]:.1f} tok/s")
+        print(
+            f"round {round_}: raw {raw_tokens} tok in {raw_s:.1f} s = {raw_rates[-1]:.1f} tok/s | "
+            f"adacot grading {ours_tokens} tok in {ours_s:.1f} s = {ours_rates[-1]:.1f} tok/s"
+        )
     raw, ours = sum(raw_rates) / len(raw_rates), sum(ours_rates) / len(ours_rates)
     print(f"questions={questions.height} k={g.attempts} max_tokens={g.max_tokens} dtype={params.engine.dtype}")
     print(f"raw vllm.LLM: {raw:.1f} useful tok/s; adacot grade_attempts: {ours:.1f} useful tok/s")

@@ -40,8 +40,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "openai_fake_server.py"), "--latency", str(latency)],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "openai_fake_server.py"), "--latency", str(latency)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     url = proc.stdout.readline().strip()
     if not url.startswith("http"):
@@ -71,16 +74,28 @@ async def raw_aiohttp(url: str, n: int, concurrency: int) -> float:
         return time.perf_counter() - start
 
 
-def adacot_run(url: str, n: int, concurrency: int, tag: str, cache_dir: Path | None,
-               transport: str = "aiohttp") -> float:
+def adacot_run(
+    url: str, n: int, concurrency: int, tag: str, cache_dir: Path | None, transport: str = "aiohttp"
+) -> float:
     from adacot.config import ApiParams
     from adacot.llm import ResponseCache, Sampling, cached_complete
     from adacot.llm.openai_backend import OpenAIChatModel
 
-    api = ApiParams(base_urls=[url], api_key_env=None, max_concurrency=concurrency, request_timeout_s=60,
-                    max_retries=3, backoff_initial_s=0.1, backoff_max_s=1, requests_per_minute=None,
-                    tokens_per_minute=None, native_n=True, transport=transport, send_seed=True,
-                    max_failed_fraction=0.05)
+    api = ApiParams(
+        base_urls=[url],
+        api_key_env=None,
+        max_concurrency=concurrency,
+        request_timeout_s=60,
+        max_retries=3,
+        backoff_initial_s=0.1,
+        backoff_max_s=1,
+        requests_per_minute=None,
+        tokens_per_minute=None,
+        native_n=True,
+        transport=transport,
+        send_seed=True,
+        max_failed_fraction=0.05,
+    )
     model = OpenAIChatModel("m", api, None)
     sampling = Sampling(max_tokens=16, temperature=0.7, top_p=0.95, seed=0)
     convs = conversations(n, tag)
@@ -101,6 +116,7 @@ def variants(url: str, concurrency: int) -> dict[str, Callable[[int, str], float
         def run(n: int, tag: str) -> float:
             with tempfile.TemporaryDirectory() as tmp:
                 return adacot_run(url, n, concurrency, tag, Path(tmp), transport)
+
         return run
 
     return {
@@ -112,7 +128,7 @@ def variants(url: str, concurrency: int) -> dict[str, Callable[[int, str], float
     }
 
 
-CURATOR_SCRIPT = textwrap.dedent('''
+CURATOR_SCRIPT = textwrap.dedent("""
     import os, sys, time
     from bespokelabs import curator
     url, n, concurrency = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -128,7 +144,7 @@ CURATOR_SCRIPT = textwrap.dedent('''
     start = time.perf_counter()
     out = llm([{"q": f"curator question {i} {time.time()}"} for i in range(n)])
     print(time.perf_counter() - start)
-''')
+""")
 
 
 def curator_run(python: str, url: str, n: int, concurrency: int) -> float | str:
@@ -137,12 +153,19 @@ def curator_run(python: str, url: str, n: int, concurrency: int) -> float | str:
         script.write_text(CURATOR_SCRIPT)
         env = {"CURATOR_CACHE_DIR": tmp, "HOME": tmp, "PATH": "/usr/bin:/bin", "CURATOR_DISABLE_CACHE": "true"}
         # Offline: curator counts tokens with tiktoken, whose encoding file litellm ships under its hash name.
-        bundled = sorted(Path(python).absolute().parents[1].glob("lib/python*/site-packages/litellm/"
-                                                                "litellm_core_utils/tokenizers"))
+        bundled = sorted(
+            Path(python).absolute().parents[1].glob("lib/python*/site-packages/litellm/litellm_core_utils/tokenizers")
+        )
         if bundled:
             env["TIKTOKEN_CACHE_DIR"] = str(bundled[0])
-        done = subprocess.run([python, str(script), url, str(n), str(concurrency)], capture_output=True, text=True, check=False,
-                              env=env, timeout=600)
+        done = subprocess.run(
+            [python, str(script), url, str(n), str(concurrency)],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=env,
+            timeout=600,
+        )
         if done.returncode != 0:
             return f"failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}"
         return float(done.stdout.strip().splitlines()[-1])
@@ -176,18 +199,32 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait()
-    print(f"{args.requests} requests, concurrency {args.concurrency}, server latency {args.latency * 1000:.0f} ms; "
-          f"ideal {ideal:.2f} s; {args.repeats} interleaved rounds")
+    print(
+        f"{args.requests} requests, concurrency {args.concurrency}, server latency {args.latency * 1000:.0f} ms; "
+        f"ideal {ideal:.2f} s; {args.repeats} interleaved rounds"
+    )
     print(f"  {'':20s} {'best':>7s} {'median':>7s}  {'client CPU/request':>18s}  rounds (x ideal)")
-    summary: dict[str, object] = {"ideal_s": ideal, "requests": args.requests, "concurrency": args.concurrency,
-                                  "latency_s": args.latency, "rounds": args.repeats}
+    summary: dict[str, object] = {
+        "ideal_s": ideal,
+        "requests": args.requests,
+        "concurrency": args.concurrency,
+        "latency_s": args.latency,
+        "rounds": args.repeats,
+    }
     for name, times in walls.items():
         best, median = min(times), statistics.median(times)
         cpu_us = statistics.median(cpu[name]) * 1e6
-        summary[name] = {"wall_s": best, "ratio": best / ideal, "median_ratio": median / ideal,
-                         "rounds": [t / ideal for t in times], "client_cpu_us_per_request": cpu_us}
-        print(f"  {name:20s} {best / ideal:6.3f}x {median / ideal:6.3f}x  {cpu_us:15.0f} us  "
-              f"{', '.join(f'{t / ideal:.2f}' for t in times)}")
+        summary[name] = {
+            "wall_s": best,
+            "ratio": best / ideal,
+            "median_ratio": median / ideal,
+            "rounds": [t / ideal for t in times],
+            "client_cpu_us_per_request": cpu_us,
+        }
+        print(
+            f"  {name:20s} {best / ideal:6.3f}x {median / ideal:6.3f}x  {cpu_us:15.0f} us  "
+            f"{', '.join(f'{t / ideal:.2f}' for t in times)}"
+        )
     if curator is not None:
         if isinstance(curator, float):
             summary["curator"] = {"wall_s": curator, "ratio": curator / ideal}

@@ -36,20 +36,22 @@ def build(n: int, seed: int) -> pl.DataFrame:
     level_index = rng.choice(len(LEVELS), size=n, p=[0.35, 0.1, 0.1, 0.1, 0.35])
     ids = np.arange(n)
     pass_rate = np.where(level_index == 0, 1.0, rng.uniform(0, 0.8, size=n))
-    frame = pl.DataFrame({
-        "question_id": pl.Series([f"q-{i:08d}" for i in ids]),
-        "source": "synthetic",
-        "question": pl.Series([f"What is {i} plus {i % 97}?" for i in ids]),
-        "gold": pl.Series((ids + ids % 97).astype(str)),
-        "generator_tier": pl.Series((ids % 5 + 1).astype(np.int32)),
-        "attempts": pl.Series(np.full(n, 5, dtype=np.int32)),
-        "correct": pl.Series(np.rint(pass_rate * 5).astype(np.int32)),
-        "pass_rate": pass_rate,
-        "prm_score": pl.Series(np.where(level_index == 0, np.nan, rng.uniform(0, 1, size=n))).fill_nan(None),
-        "level": pl.Series(np.array(LEVELS)[level_index]),
-        "grader_version": "bench",
-        "completion_tokens": pl.Series(np.full(n, 320, dtype=np.int64)),
-    })
+    frame = pl.DataFrame(
+        {
+            "question_id": pl.Series([f"q-{i:08d}" for i in ids]),
+            "source": "synthetic",
+            "question": pl.Series([f"What is {i} plus {i % 97}?" for i in ids]),
+            "gold": pl.Series((ids + ids % 97).astype(str)),
+            "generator_tier": pl.Series((ids % 5 + 1).astype(np.int32)),
+            "attempts": pl.Series(np.full(n, 5, dtype=np.int32)),
+            "correct": pl.Series(np.rint(pass_rate * 5).astype(np.int32)),
+            "pass_rate": pass_rate,
+            "prm_score": pl.Series(np.where(level_index == 0, np.nan, rng.uniform(0, 1, size=n))).fill_nan(None),
+            "level": pl.Series(np.array(LEVELS)[level_index]),
+            "grader_version": "bench",
+            "completion_tokens": pl.Series(np.full(n, 320, dtype=np.int64)),
+        }
+    )
     return frame.select([pl.col(c).cast(t) for c, t in DATABASE.items()])
 
 
@@ -81,14 +83,20 @@ def main() -> None:
     random_s = time.perf_counter() - start
     peak = peak_rss_gb()
     assert sample.height == args.sample and sample.equals(again) and random_sample.height == args.sample
-    print(f"database: {args.questions:,} questions (built in {built:.1f} s, parquet read {read_s:.2f} s); "
-          f"sample {args.sample:,}")
-    print(f"  adaptive sample: {adaptive_s:.2f} s (repeat {repeat_s:.2f} s, identical rows); "
-          f"random baseline: {random_s:.2f} s")
+    print(
+        f"database: {args.questions:,} questions (built in {built:.1f} s, parquet read {read_s:.2f} s); "
+        f"sample {args.sample:,}"
+    )
+    print(
+        f"  adaptive sample: {adaptive_s:.2f} s (repeat {repeat_s:.2f} s, identical rows); "
+        f"random baseline: {random_s:.2f} s"
+    )
     print(f"  effective quota: {metrics['effective_quota']}")
     print(f"  peak RSS: {peak:.2f} GB (after building and reading the database: {rss_before:.2f} GB)")
-    print(f"targets: sampling <= 10 s -> {'met' if adaptive_s <= 10 else 'MISSED'}; "
-          f"peak <= 2 GB -> {'met' if peak <= 2 else 'MISSED'}")
+    print(
+        f"targets: sampling <= 10 s -> {'met' if adaptive_s <= 10 else 'MISSED'}; "
+        f"peak <= 2 GB -> {'met' if peak <= 2 else 'MISSED'}"
+    )
 
 
 if __name__ == "__main__":

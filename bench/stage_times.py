@@ -20,8 +20,16 @@ from pathlib import Path
 from adacot.llm import ResponseCache
 
 STAGES = [
-    "prepare_pool", "prepare_model", "grade_questions", "build_database", "sample_questions",
-    "generate_solutions", "verify_solutions", "train_student", "evaluate@base", "evaluate@student",
+    "prepare_pool",
+    "prepare_model",
+    "grade_questions",
+    "build_database",
+    "sample_questions",
+    "generate_solutions",
+    "verify_solutions",
+    "train_student",
+    "evaluate@base",
+    "evaluate@student",
 ]
 CACHE = Path(".adacot/cache")
 

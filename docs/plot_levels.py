@@ -36,13 +36,16 @@ def main() -> None:
         share = {r["level"]: r["share"] for r in levels if r["set"] == name}
         count = {r["level"]: r["questions"] for r in levels if r["set"] == name}
         xs = [i + offset for i in range(len(LEVELS))]
-        bars = left.bar(xs, [share.get(lv, 0) for lv in LEVELS], width, label=f"{name} (n={sum(count.values())})",
-                        color=color)
+        bars = left.bar(
+            xs, [share.get(lv, 0) for lv in LEVELS], width, label=f"{name} (n={sum(count.values())})", color=color
+        )
         left.bar_label(bars, labels=[str(count.get(lv, 0)) for lv in LEVELS], fontsize=8)
         rate = {r["level"]: r["pass_rate"] for r in rates if r["set"] == name}
         right.bar(xs, [rate.get(lv, 0) for lv in LEVELS], width, label=name, color=color)
-    for ax, title, ylabel in ((left, "Level histogram (share; counts on bars)", "share of questions"),
-                              (right, "Student pass rate per level", "pass rate (k attempts)")):
+    for ax, title, ylabel in (
+        (left, "Level histogram (share; counts on bars)", "share of questions"),
+        (right, "Student pass rate per level", "pass rate (k attempts)"),
+    ):
         ax.set_xticks(range(len(LEVELS)), LEVELS)
         ax.set_title(title, fontsize=10)
         ax.set_ylabel(ylabel)

@@ -10,16 +10,28 @@ from adacot.stageio import load_prompts, run_stage, setup, write_metrics
 
 
 def main() -> None:
-    args, params = setup(__doc__, {
-        "benchmarks": "benchmark parquet", "model": "HF folder to evaluate", "prompts": "prompt YAML",
-        "cache_dir": "response cache folder (outside DVC outs)", "responses": "out: responses parquet",
-        "metrics": "out: metrics JSON",
-    })
+    args, params = setup(
+        __doc__,
+        {
+            "benchmarks": "benchmark parquet",
+            "model": "HF folder to evaluate",
+            "prompts": "prompt YAML",
+            "cache_dir": "response cache folder (outside DVC outs)",
+            "responses": "out: responses parquet",
+            "metrics": "out: metrics JSON",
+        },
+    )
     benchmarks = read_table(Path(args.benchmarks), BENCHMARK)
     with local_model(args.model, params) as model:
         responses, metrics = evaluate_model(
-            benchmarks, model, load_prompts(args.prompts), sampling_from(params.evaluate, params.seed),
-            params.evaluate.samples, params.verify, ResponseCache(Path(args.cache_dir)), params.engine.batch_requests,
+            benchmarks,
+            model,
+            load_prompts(args.prompts),
+            sampling_from(params.evaluate, params.seed),
+            params.evaluate.samples,
+            params.verify,
+            ResponseCache(Path(args.cache_dir)),
+            params.engine.batch_requests,
         )
     write_table(responses, EVAL_RESPONSES, Path(args.responses))
     write_metrics(args.metrics, metrics)

@@ -10,17 +10,29 @@ from adacot.stageio import load_prompts, run_stage, setup, write_metrics
 
 
 def main() -> None:
-    args, params = setup(__doc__, {
-        "sample": "sample parquet", "base_model": "prepared student base (used when teacher.backend=local and teacher.model=base)",
-        "prompts": "prompt YAML", "cache_dir": "response cache folder (outside DVC outs)",
-        "solutions": "out: solutions parquet", "metrics": "out: metrics JSON",
-    })
+    args, params = setup(
+        __doc__,
+        {
+            "sample": "sample parquet",
+            "base_model": "prepared student base (used when teacher.backend=local and teacher.model=base)",
+            "prompts": "prompt YAML",
+            "cache_dir": "response cache folder (outside DVC outs)",
+            "solutions": "out: solutions parquet",
+            "metrics": "out: metrics JSON",
+        },
+    )
     teacher = params.teacher
     sample = read_table(Path(args.sample), SAMPLE)
     with teacher_model(params, args.base_model) as (model, price):
         solutions, metrics = generate_solutions(
-            sample, model, load_prompts(args.prompts), sampling_from(teacher, params.seed), teacher.attempts,
-            ResponseCache(Path(args.cache_dir)), params.engine.batch_requests, price,
+            sample,
+            model,
+            load_prompts(args.prompts),
+            sampling_from(teacher, params.seed),
+            teacher.attempts,
+            ResponseCache(Path(args.cache_dir)),
+            params.engine.batch_requests,
+            price,
         )
     write_table(solutions, SOLUTIONS, Path(args.solutions))
     write_metrics(args.metrics, metrics)

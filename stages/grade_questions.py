@@ -10,16 +10,28 @@ from adacot.stageio import load_prompts, run_stage, setup, write_metrics
 
 
 def main() -> None:
-    args, params = setup(__doc__, {
-        "questions": "pool parquet", "model": "student HF folder (student.backend=local)", "prompts": "prompt YAML",
-        "cache_dir": "response cache folder (outside DVC outs)", "attempts": "out: attempts parquet",
-        "metrics": "out: metrics JSON",
-    })
+    args, params = setup(
+        __doc__,
+        {
+            "questions": "pool parquet",
+            "model": "student HF folder (student.backend=local)",
+            "prompts": "prompt YAML",
+            "cache_dir": "response cache folder (outside DVC outs)",
+            "attempts": "out: attempts parquet",
+            "metrics": "out: metrics JSON",
+        },
+    )
     questions = read_table(Path(args.questions), QUESTIONS)
     with student_model(params, args.model) as (model, price):
         attempts, metrics = grade_attempts(
-            questions, model, load_prompts(args.prompts), sampling_from(params.grade, params.seed),
-            params.grade.attempts, params.verify, ResponseCache(Path(args.cache_dir)), params.engine.batch_requests,
+            questions,
+            model,
+            load_prompts(args.prompts),
+            sampling_from(params.grade, params.seed),
+            params.grade.attempts,
+            params.verify,
+            ResponseCache(Path(args.cache_dir)),
+            params.engine.batch_requests,
             price,
         )
     write_table(attempts, ATTEMPTS, Path(args.attempts))

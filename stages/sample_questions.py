@@ -9,20 +9,30 @@ from adacot.stageio import run_stage, setup, write_metrics
 
 
 def main() -> None:
-    args, params = setup(__doc__, {
-        "database": "database parquet", "eval_database": "eval-set levels parquet (P_eval)",
-        "sample": "out: sample parquet", "metrics": "out: metrics JSON",
-    })
+    args, params = setup(
+        __doc__,
+        {
+            "database": "database parquet",
+            "eval_database": "eval-set levels parquet (P_eval)",
+            "sample": "out: sample parquet",
+            "metrics": "out: metrics JSON",
+        },
+    )
     eval_db = read_table(Path(args.eval_database), DATABASE)
     shares = eval_shares(eval_db) if params.dist.source == "eval" else params.dist.shares()
     sample, metrics = sample_questions(
-        read_table(Path(args.database), DATABASE), shares, params.sample.size, params.seed,
-        params.sample.shortage, params.sample.strategy,
+        read_table(Path(args.database), DATABASE),
+        shares,
+        params.sample.size,
+        params.seed,
+        params.sample.shortage,
+        params.sample.strategy,
     )
     overlap = eval_overlap(sample, eval_db)
     if overlap:
-        raise StageFailure(f"{overlap} sampled question(s) are evaluation questions; check prepare_pool's "
-                           "decontamination")
+        raise StageFailure(
+            f"{overlap} sampled question(s) are evaluation questions; check prepare_pool's decontamination"
+        )
     metrics.update(distribution_from=params.dist.source, eval_overlap=overlap)
     write_table(sample, SAMPLE, Path(args.sample))
     write_metrics(args.metrics, metrics)

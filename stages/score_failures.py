@@ -11,12 +11,17 @@ from adacot.stageio import run_stage, setup, write_metrics
 
 
 def main() -> None:
-    args, params = setup(__doc__, {
-        "questions": "questions parquet (pool or eval set)", "attempts": "the student's graded attempts",
-        "base_model": "prepared student base (prm.model: base)",
-        "cache_dir": "response cache folder (every judged step)", "scores": "out: step scores parquet",
-        "metrics": "out: metrics JSON",
-    })
+    args, params = setup(
+        __doc__,
+        {
+            "questions": "questions parquet (pool or eval set)",
+            "attempts": "the student's graded attempts",
+            "base_model": "prepared student base (prm.model: base)",
+            "cache_dir": "response cache folder (every judged step)",
+            "scores": "out: step scores parquet",
+            "metrics": "out: metrics JSON",
+        },
+    )
     questions = read_table(Path(args.questions), QUESTIONS)
     attempts = read_table(Path(args.attempts), ATTEMPTS)
     if params.prm.kind == "none":

@@ -8,10 +8,15 @@ from adacot.training import train_student
 
 
 def main() -> None:
-    args, params = setup(__doc__, {
-        "train": "SFT JSONL", "base_model": "base HF folder", "out": "out: tuned HF folder",
-        "metrics": "out: metrics JSON",
-    })
+    args, params = setup(
+        __doc__,
+        {
+            "train": "SFT JSONL",
+            "base_model": "base HF folder",
+            "out": "out: tuned HF folder",
+            "metrics": "out: metrics JSON",
+        },
+    )
     with tempfile.TemporaryDirectory(prefix="adacot-sft-") as work:
         metrics = train_student(
             read_jsonl(args.train), Path(args.base_model), Path(args.out), params.sft, params.seed, Path(work)

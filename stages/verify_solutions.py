@@ -8,10 +8,16 @@ from adacot.stageio import load_prompts, run_stage, setup, write_jsonl, write_me
 
 
 def main() -> None:
-    args, params = setup(__doc__, {
-        "solutions": "solutions parquet", "prompts": "prompt YAML", "train": "out: SFT JSONL",
-        "verdicts": "out: every solution with its verdict and `kept` flag", "metrics": "out: metrics JSON",
-    })
+    args, params = setup(
+        __doc__,
+        {
+            "solutions": "solutions parquet",
+            "prompts": "prompt YAML",
+            "train": "out: SFT JSONL",
+            "verdicts": "out: every solution with its verdict and `kept` flag",
+            "metrics": "out: metrics JSON",
+        },
+    )
     prompts = load_prompts(args.prompts)
     checked, rows, metrics = select_solutions(
         read_table(Path(args.solutions), SOLUTIONS), prompts, params.verify, params.teacher.keep_unverified

@@ -44,8 +44,9 @@ class FakeChatModel:
     to simulate a crash mid-run.
     """
 
-    def __init__(self, script: Script, model_id: str = "fake-model@0123456789abcdef",
-                 fail_on_call: int | None = None) -> None:
+    def __init__(
+        self, script: Script, model_id: str = "fake-model@0123456789abcdef", fail_on_call: int | None = None
+    ) -> None:
         self._script = script
         self._model_id = model_id
         self._fail_on_call = fail_on_call
@@ -88,10 +89,16 @@ class FakeChatModel:
                 answer = self._answer(user, number)
                 text, finish = (answer, "stop") if isinstance(answer, str) else answer
                 # A truncated answer used the whole budget; a finished one its words plus the stop token.
-                tokens = sampling.max_tokens if finish == "length" else min(len(text.split()) + 1,
-                                                                             sampling.max_tokens)
-                row.append(Completion(text=text, finish_reason=finish, prompt_tokens=prompt_tokens,
-                                      completion_tokens=tokens, model_id=self._model_id))
+                tokens = sampling.max_tokens if finish == "length" else min(len(text.split()) + 1, sampling.max_tokens)
+                row.append(
+                    Completion(
+                        text=text,
+                        finish_reason=finish,
+                        prompt_tokens=prompt_tokens,
+                        completion_tokens=tokens,
+                        model_id=self._model_id,
+                    )
+                )
             results.append(row)
         return results
 

@@ -185,14 +185,20 @@ class FakeOpenAIServer:
         n = int(body.get("n") or 1)
         if n > 1 and not self.supports_n:
             self.outcomes["refused_n"] += 1
-            return web.json_response({"error": {"message": "n must be 1 on this server", "type": "invalid"}},
-                                     status=400)
+            return web.json_response(
+                {"error": {"message": "n must be 1 on this server", "type": "invalid"}}, status=400
+            )
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
         f = self.faults
         roll = self._rng.random()
-        for name, rate in (("rate_limited", f.rate_limited), ("server_error", f.server_error), ("slow", f.slow),
-                           ("empty", f.empty), ("drop", f.drop)):
+        for name, rate in (
+            ("rate_limited", f.rate_limited),
+            ("server_error", f.server_error),
+            ("slow", f.slow),
+            ("empty", f.empty),
+            ("drop", f.drop),
+        ):
             if roll < rate:
                 return await self._fault(name, request, body, n)
             roll -= rate
@@ -216,8 +222,11 @@ class FakeOpenAIServer:
     async def _fault(self, name: str, request: web.Request, body: dict, n: int) -> web.StreamResponse:
         if name == "rate_limited":
             self.outcomes[name] += 1
-            return web.json_response({"error": {"message": "slow down", "type": "rate_limit"}}, status=429,
-                                     headers={"Retry-After": str(self.faults.retry_after_s)})
+            return web.json_response(
+                {"error": {"message": "slow down", "type": "rate_limit"}},
+                status=429,
+                headers={"Retry-After": str(self.faults.retry_after_s)},
+            )
         if name == "server_error":
             self.outcomes[name] += 1
             return web.json_response({"error": {"message": "internal error", "type": "server"}}, status=500)
@@ -258,13 +267,21 @@ class FakeOpenAIServer:
             if body.get("logprobs") and self.logprobs:
                 choice["logprobs"] = {"content": [first_token_logprobs(user, int(body.get("top_logprobs") or 0))]}
             choices.append(choice)
-        return web.json_response({
-            "id": f"chatcmpl-{key[:12]}", "object": "chat.completion", "created": 0, "model": self.model,
-            "choices": choices,
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens,
-                      "completion_tokens_details": {"reasoning_tokens": reasoning_tokens}},
-        })
+        return web.json_response(
+            {
+                "id": f"chatcmpl-{key[:12]}",
+                "object": "chat.completion",
+                "created": 0,
+                "model": self.model,
+                "choices": choices,
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                    "completion_tokens_details": {"reasoning_tokens": reasoning_tokens},
+                },
+            }
+        )
 
 
 def main() -> None:

@@ -47,8 +47,9 @@ KEY_CHANGES = [
 ]
 
 
-@pytest.mark.parametrize(("model_id", "conversation", "sampling", "index"), [c[1:] for c in KEY_CHANGES],
-                         ids=[c[0] for c in KEY_CHANGES])
+@pytest.mark.parametrize(
+    ("model_id", "conversation", "sampling", "index"), [c[1:] for c in KEY_CHANGES], ids=[c[0] for c in KEY_CHANGES]
+)
 def test_cache_key_sensitive(model_id: str, conversation: Conversation, sampling: Sampling, index: int) -> None:
     assert cache_key(model_id, conversation, sampling, index) != cache_key("m@1", CONV, SAMPLING, 0)
 
@@ -103,8 +104,9 @@ def test_cached_complete_second_run_is_free(tmp_path: Path) -> None:
 
 def test_cached_complete_other_model_misses(tmp_path: Path) -> None:
     cache = ResponseCache(tmp_path)
-    cached_complete(FakeChatModel(_counting_script, model_id="a@1"), _conversations(2), SAMPLING, 1, cache,
-                    progress=False)
+    cached_complete(
+        FakeChatModel(_counting_script, model_id="a@1"), _conversations(2), SAMPLING, 1, cache, progress=False
+    )
     other = FakeChatModel(_counting_script, model_id="b@1")
     _, stats = cached_complete(other, _conversations(2), SAMPLING, 1, cache, progress=False)
     assert other.requests == 2 and stats.hits == 0
@@ -122,7 +124,7 @@ def test_cached_complete_asks_only_for_missing_samples(tmp_path: Path) -> None:
     assert fake.calls[-1] == (3, 2)
     assert [n for _, n in fake.asked[-3:]] == [2, 2, 2]
     assert stats.hits == 6 and stats.misses == 6
-    for row, old in zip(results, before):
+    for row, old in zip(results, before, strict=True):
         assert len(row) == 4
         assert [c.cached for c in row] == [True, True, False, False]
         assert [c.text for c in row[:2]] == [c.text for c in old]
@@ -148,13 +150,11 @@ def test_crash_keeps_committed_batches(tmp_path: Path) -> None:
     conversations = _conversations(3)
     crashing = FakeChatModel(_counting_script, fail_on_call=2)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        cached_complete(crashing, conversations, SAMPLING, 2, ResponseCache(tmp_path), batch_requests=1,
-                        progress=False)
+        cached_complete(crashing, conversations, SAMPLING, 2, ResponseCache(tmp_path), batch_requests=1, progress=False)
     reopened = ResponseCache(tmp_path)
     assert len(reopened) == 2  # the first batch (1 conversation x 2 samples) was committed
     healthy = FakeChatModel(_counting_script)
-    results, stats = cached_complete(healthy, conversations, SAMPLING, 2, reopened, batch_requests=1,
-                                     progress=False)
+    results, stats = cached_complete(healthy, conversations, SAMPLING, 2, reopened, batch_requests=1, progress=False)
     assert healthy.requests == 4
     assert [user for user, _ in healthy.asked] == ["question 1", "question 2"]
     assert stats.hits == 2 and stats.misses == 4
@@ -216,13 +216,22 @@ def test_ledger_counts_dollars_and_errors(tmp_path: Path) -> None:
     from adacot.llm import Price
 
     fake = FakeChatModel(_counting_script)
-    _, stats = cached_complete(fake, _conversations(2), SAMPLING, 1, ResponseCache(tmp_path), progress=False,
-                               price=Price(1.0, 4.0))
+    _, stats = cached_complete(
+        fake, _conversations(2), SAMPLING, 1, ResponseCache(tmp_path), progress=False, price=Price(1.0, 4.0)
+    )
     spent = stats.as_metrics()
     assert spent["dollars_spent"] == pytest.approx(
-        (stats.prompt_tokens_spent * 1.0 + stats.completion_tokens_spent * 4.0) / 1e6)
-    _, again = cached_complete(FakeChatModel(_counting_script), _conversations(2), SAMPLING, 1,
-                               ResponseCache(tmp_path), progress=False, price=Price(1.0, 4.0))
+        (stats.prompt_tokens_spent * 1.0 + stats.completion_tokens_spent * 4.0) / 1e6
+    )
+    _, again = cached_complete(
+        FakeChatModel(_counting_script),
+        _conversations(2),
+        SAMPLING,
+        1,
+        ResponseCache(tmp_path),
+        progress=False,
+        price=Price(1.0, 4.0),
+    )
     assert again.as_metrics()["dollars_saved"] == spent["dollars_spent"] and again.dollars_spent == 0
     assert spent["usd_per_mtok"] == {"input": 1.0, "output": 4.0}
 
@@ -238,8 +247,16 @@ def test_too_many_failed_requests_fail_after_every_answer_is_cached(tmp_path: Pa
     # 2 of 20 conversations fail, n=2: 4 of 40 answers (10%) against a 5% budget.
     fake = FakeChatModel(_failing_script({"question 3", "question 7"}))
     with pytest.raises(StageFailure) as failure:
-        cached_complete(fake, _conversations(20), SAMPLING, 2, ResponseCache(tmp_path), progress=False,
-                        desc="teacher", max_failed_fraction=0.05)
+        cached_complete(
+            fake,
+            _conversations(20),
+            SAMPLING,
+            2,
+            ResponseCache(tmp_path),
+            progress=False,
+            desc="teacher",
+            max_failed_fraction=0.05,
+        )
     assert str(failure.value) == (
         "teacher: 4 of 40 requested answers failed, more than api.max_failed_fraction=0.05 allows; first error: "
         "no reason given; the 36 answered are in the response cache, so a rerun asks only for the 4 that failed"
@@ -247,21 +264,24 @@ def test_too_many_failed_requests_fail_after_every_answer_is_cached(tmp_path: Pa
     assert len(ResponseCache(tmp_path)) == 36
     # The rerun asks only for the failed four, and with them answered the stage passes.
     healthy = FakeChatModel(_counting_script)
-    results, stats = cached_complete(healthy, _conversations(20), SAMPLING, 2, ResponseCache(tmp_path),
-                                     progress=False, max_failed_fraction=0.05)
+    results, stats = cached_complete(
+        healthy, _conversations(20), SAMPLING, 2, ResponseCache(tmp_path), progress=False, max_failed_fraction=0.05
+    )
     assert healthy.requests == 4 and stats.hits == 36 and stats.misses == 4 and stats.errors == 0
     assert all(not c.failed for row in results for c in row)
 
 
 def test_failures_within_the_budget_pass_and_are_counted(tmp_path: Path) -> None:
     fake = FakeChatModel(_failing_script({"question 3", "question 7"}))
-    results, stats = cached_complete(fake, _conversations(20), SAMPLING, 2, ResponseCache(tmp_path), progress=False,
-                                     max_failed_fraction=0.1)  # 4 of 40 is exactly the budget: allowed
+    results, stats = cached_complete(
+        fake, _conversations(20), SAMPLING, 2, ResponseCache(tmp_path), progress=False, max_failed_fraction=0.1
+    )  # 4 of 40 is exactly the budget: allowed
     assert stats.errors == 4 and stats.misses == 36
     assert sum(c.failed for row in results for c in row) == 4
     # Without a budget (a caller that judges failures itself) nothing is checked at all.
-    _, stats = cached_complete(FakeChatModel(_failing_script({"question 3"})), _conversations(20), SAMPLING, 2,
-                               None, progress=False)
+    _, stats = cached_complete(
+        FakeChatModel(_failing_script({"question 3"})), _conversations(20), SAMPLING, 2, None, progress=False
+    )
     assert stats.errors == 2
 
 
@@ -269,5 +289,13 @@ def test_a_local_engine_gets_no_failure_budget() -> None:
     # Local engines never fail a request, so the budget for a model without one is 0: any failure stops.
     assert failure_budget(FakeChatModel(_counting_script)) == 0.0
     with pytest.raises(StageFailure, match="1 of 2 requested answers failed"):
-        cached_complete(FakeChatModel(_failing_script({"question 1"})), _conversations(2), SAMPLING, 1, None,
-                        progress=False, desc="grade", max_failed_fraction=failure_budget(FakeChatModel({})))
+        cached_complete(
+            FakeChatModel(_failing_script({"question 1"})),
+            _conversations(2),
+            SAMPLING,
+            1,
+            None,
+            progress=False,
+            desc="grade",
+            max_failed_fraction=failure_budget(FakeChatModel({})),
+        )

@@ -31,6 +31,7 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
         for key in parents:
             node = node[key]
         node[leaf] = value
+
     return mutate
 
 
@@ -41,6 +42,7 @@ def _delete(path: str) -> Callable[[dict[str, Any]], None]:
         for key in parents:
             node = node[key]
         del node[leaf]
+
     return mutate
 
 
@@ -66,31 +68,55 @@ BAD_PARAMS: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
     ("bands_equal", _set("levels.min_pass_rate.hard", 0.6), ["must fall strictly"]),
     ("solved_not_above_medium", _set("levels.solved_pass_rate", 0.6), ["must fall strictly"]),
     ("band_below_zero", _set("levels.min_pass_rate.very_hard", -0.1), ["lie in [0, 1]"]),
-    ("bands_missing_key", _set("levels.min_pass_rate", {"medium": 0.5, "hard": 0.25}),
-     ["exactly the keys", "very_hard"]),
-    ("bands_extra_key", _set("levels.min_pass_rate", {"medium": 0.5, "hard": 0.25, "very_hard": 0.01, "extreme": 0}),
-     ["exactly the keys", "extreme"]),
-    ("bands_misspelt_key", _set("levels.min_pass_rate", {"medium": 0.5, "hard": 0.25, "veryhard": 0.01}),
-     ["exactly the keys", "veryhard"]),
+    (
+        "bands_missing_key",
+        _set("levels.min_pass_rate", {"medium": 0.5, "hard": 0.25}),
+        ["exactly the keys", "very_hard"],
+    ),
+    (
+        "bands_extra_key",
+        _set("levels.min_pass_rate", {"medium": 0.5, "hard": 0.25, "very_hard": 0.01, "extreme": 0}),
+        ["exactly the keys", "extreme"],
+    ),
+    (
+        "bands_misspelt_key",
+        _set("levels.min_pass_rate", {"medium": 0.5, "hard": 0.25, "veryhard": 0.01}),
+        ["exactly the keys", "veryhard"],
+    ),
     ("unknown_rule", _set("levels.rule", "process"), ["levels.rule"]),
     ("prm_rule_without_grader", _set("prm.kind", "none"), ["levels.rule=prm needs a PRM grader"]),
     ("unknown_prm_kind", _set("prm.kind", "orm"), ["prm.kind"]),
-    ("served_discriminative_prm", lambda raw: (_set("prm.backend", "openai")(raw), _set("prm.served_model", "j")(raw),
-                                               _set("prm.kind", "discriminative")(raw)),
-     ["prm.kind=discriminative runs on local weights only"]),
+    (
+        "served_discriminative_prm",
+        lambda raw: (
+            _set("prm.backend", "openai")(raw),
+            _set("prm.served_model", "j")(raw),
+            _set("prm.kind", "discriminative")(raw),
+        ),
+        ["prm.kind=discriminative runs on local weights only"],
+    ),
     ("served_prm_without_name", _set("prm.backend", "openai"), ["prm.backend=openai needs prm.served_model"]),
     ("role_api_unknown_key", _set("teacher.api", {"base_url": "http://x/v1"}), ["teacher.api.base_url: unknown key"]),
-    ("role_api_bad_value", _set("student.api", {"max_concurrency": 0}),
-     ["student.api does not give a valid api section", "student.api.max_concurrency"]),
+    (
+        "role_api_bad_value",
+        _set("student.api", {"max_concurrency": 0}),
+        ["student.api does not give a valid api section", "student.api.max_concurrency"],
+    ),
     ("role_api_bad_url", _set("prm.api", {"base_urls": ["ftp://x"]}), ["prm.api", "must be http(s) URLs"]),
     ("failed_fraction_above_one", _set("api.max_failed_fraction", 1.5), ["api.max_failed_fraction"]),
-    ("role_failed_fraction_negative", _set("teacher.api", {"max_failed_fraction": -0.1}),
-     ["teacher.api does not give a valid api section", "teacher.api.max_failed_fraction"]),
+    (
+        "role_failed_fraction_negative",
+        _set("teacher.api", {"max_failed_fraction": -0.1}),
+        ["teacher.api does not give a valid api section", "teacher.api.max_failed_fraction"],
+    ),
     ("missing_send_seed", _delete("api.send_seed"), ["api.send_seed: missing"]),
     ("send_seed_not_bool", _set("api.send_seed", "sometimes"), ["api.send_seed"]),
     ("unknown_aggregate", _set("levels.aggregate", "max"), ["levels.aggregate"]),
-    ("min_score_not_falling", _set("levels.min_score", {"medium": 0.2, "hard": 0.5, "very_hard": 0.1}),
-     ["min_score must fall"]),
+    (
+        "min_score_not_falling",
+        _set("levels.min_score", {"medium": 0.2, "hard": 0.5, "very_hard": 0.1}),
+        ["min_score must fall"],
+    ),
     ("unknown_strategy", _set("sample.strategy", "greedy"), ["sample.strategy"]),
     ("unknown_dist_source", _set("dist.from", "pool"), ["dist.from"]),
     ("unknown_shortage_policy", _set("sample.shortage", "maybe"), ["sample.shortage", "'maybe'"]),
@@ -149,20 +175,23 @@ def test_real_shares_sum_to_one(params: Params) -> None:
 @given(st.lists(st.floats(min_value=0, max_value=1e6, allow_nan=False), min_size=5, max_size=5))
 def test_shares_normalize_any_weights(weights: list[float]) -> None:
     assume(sum(weights) > 1e-9)
-    dist = DistParams.model_validate({"from": "weights", **dict(zip(LEVELS, weights))})
+    dist = DistParams.model_validate({"from": "weights", **dict(zip(LEVELS, weights, strict=True))})
     shares = dist.shares()
     assert math.isclose(sum(shares.values()), 1.0, rel_tol=1e-9)
     assert all(share >= 0 for share in shares.values())
     total = sum(weights)
-    for level, weight in zip(LEVELS, weights):
+    for level, weight in zip(LEVELS, weights, strict=True):
         assert shares[level] == pytest.approx(weight / total, rel=1e-9, abs=1e-12)
 
 
 def test_a_role_can_use_its_own_servers(params_raw: dict[str, Any]) -> None:
     # Teacher on a paid API, student and judge on a local vLLM server: one params file.
     params_raw["api"] = {**params_raw["api"], "base_urls": ["http://127.0.0.1:8000/v1"], "api_key_env": None}
-    params_raw["teacher"]["api"] = {"base_urls": ["https://api.deepseek.com/v1"], "api_key_env": "DEEPSEEK_API_KEY",
-                                    "max_concurrency": 16}
+    params_raw["teacher"]["api"] = {
+        "base_urls": ["https://api.deepseek.com/v1"],
+        "api_key_env": "DEEPSEEK_API_KEY",
+        "max_concurrency": 16,
+    }
     params_raw["prm"]["api"] = {"api_key_env": None}  # an explicit null overrides too
     params = parse_params(params_raw)
     teacher = params.role_api("teacher")

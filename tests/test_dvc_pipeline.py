@@ -25,19 +25,32 @@ from openai_fake_server import FakeOpenAIServer
 pytestmark = pytest.mark.slow
 
 ALL_STAGES = {
-    "prepare_pool", "prepare_model", "grade_questions@pool", "grade_questions@eval", "score_failures@pool",
-    "score_failures@eval", "build_database", "sample_questions", "generate_solutions", "verify_solutions",
-    "train_student", "evaluate@base", "evaluate@student",
+    "prepare_pool",
+    "prepare_model",
+    "grade_questions@pool",
+    "grade_questions@eval",
+    "score_failures@pool",
+    "score_failures@eval",
+    "build_database",
+    "sample_questions",
+    "generate_solutions",
+    "verify_solutions",
+    "train_student",
+    "evaluate@base",
+    "evaluate@student",
 }
 # A level-rule change reruns build_database (and what follows only if the levels it writes change).
 AFTER_LEVELLING = {"build_database"}
 AFTER_SAMPLING = {"sample_questions", "generate_solutions", "verify_solutions", "train_student", "evaluate@student"}
 
 # The tiny profile with the teacher on a loopback server whose key is in an environment variable.
-PROFILE = merge(TINY, {
-    "teacher": {"backend": "openai", "model": "fake-teacher"},
-    "api": {"api_key_env": "ADACOT_PIPELINE_TEST_KEY"},
-})
+PROFILE = merge(
+    TINY,
+    {
+        "teacher": {"backend": "openai", "model": "fake-teacher"},
+        "api": {"api_key_env": "ADACOT_PIPELINE_TEST_KEY"},
+    },
+)
 
 SECRET = "sk-adacot-pipeline-5b8e1d2c9f"
 
@@ -51,8 +64,12 @@ def teacher_server() -> FakeOpenAIServer:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory, teacher_server: FakeOpenAIServer) -> tuple[Path, dict[str, str]]:
     profile = merge(PROFILE, {"api": {"base_urls": [teacher_server.base_url]}})
-    return make_project(tmp_path_factory.mktemp("adacot-dvc"), tmp_path_factory.mktemp("home"), profile,
-                        {"ADACOT_PIPELINE_TEST_KEY": SECRET})
+    return make_project(
+        tmp_path_factory.mktemp("adacot-dvc"),
+        tmp_path_factory.mktemp("home"),
+        profile,
+        {"ADACOT_PIPELINE_TEST_KEY": SECRET},
+    )
 
 
 def hard_weight_that_changes_sample(repo: Path) -> float:
@@ -70,8 +87,9 @@ def hard_weight_that_changes_sample(repo: Path) -> float:
 
     def ids(hard: float) -> set[str]:
         shares = DistParams.model_validate({**params["dist"], "hard": hard}).shares()
-        sample, _ = sample_questions(database, shares, params["sample"]["size"], params["seed"],
-                                     params["sample"]["shortage"])
+        sample, _ = sample_questions(
+            database, shares, params["sample"]["size"], params["seed"], params["sample"]["shortage"]
+        )
         return set(sample["question_id"].to_list())
 
     current = ids(params["dist"]["hard"])
@@ -95,9 +113,20 @@ def test_pipeline_behaviour(project: tuple[Path, dict[str, str]], teacher_server
     # (a) the first repro runs every stage and writes every metrics file.
     first = run(project, "dvc", "repro")
     assert ran_stages(first) == ALL_STAGES
-    for name in ("prepare_pool", "grade_pool", "grade_eval", "score_failures_pool", "score_failures_eval",
-                 "build_database", "sample_questions", "generate_solutions", "verify_solutions", "train_student",
-                 "evaluate_base", "evaluate_student"):
+    for name in (
+        "prepare_pool",
+        "grade_pool",
+        "grade_eval",
+        "score_failures_pool",
+        "score_failures_eval",
+        "build_database",
+        "sample_questions",
+        "generate_solutions",
+        "verify_solutions",
+        "train_student",
+        "evaluate_base",
+        "evaluate_student",
+    ):
         assert (repo / "metrics" / f"{name}.json").is_file(), name
     run(project, "git", "add", "-A")
     run(project, "git", "commit", "-q", "-m", "first repro")

@@ -20,11 +20,11 @@ from adacot.schemas import BENCHMARK, EVAL_RESPONSES, conform
 # stderr = sqrt(sum((x - mean)^2) / (n - 1) / n).
 PASS_AT_1_CASES = [
     ([], 0.0, 0.0),
-    ([0.5], 0.5, 0.0),                                  # one question: no spread to measure
-    ([1.0, 0.0], 0.5, 0.5),                             # var = (0.25 + 0.25) / 1 = 0.5; sqrt(0.5 / 2) = 0.5
+    ([0.5], 0.5, 0.0),  # one question: no spread to measure
+    ([1.0, 0.0], 0.5, 0.5),  # var = (0.25 + 0.25) / 1 = 0.5; sqrt(0.5 / 2) = 0.5
     ([0.25, 0.25, 0.25, 0.25], 0.25, 0.0),
     ([1.0, 1.0, 0.0, 0.5], 0.625, math.sqrt(0.6875 / 3 / 4)),  # squares .140625*2 + .390625 + .015625
-    ([0.0, 0.5, 1.0], 0.5, math.sqrt(0.5 / 2 / 3)),     # squares .25 + 0 + .25
+    ([0.0, 0.5, 1.0], 0.5, math.sqrt(0.5 / 2 / 3)),  # squares .25 + 0 + .25
 ]
 
 
@@ -39,17 +39,26 @@ C, W = "\\boxed{%s}", "\\boxed{0}"  # a correct answer (filled with the gold) an
 
 # benchmark, question id, question, gold, answers for 2 samples
 BENCH = [
-    ("gsm8k_test", "gsm8k-test-00000", "How many eggs does Janet sell?", "9", [C % 9, W]),          # 0.5
+    ("gsm8k_test", "gsm8k-test-00000", "How many eggs does Janet sell?", "9", [C % 9, W]),  # 0.5
     ("gsm8k_test", "gsm8k-test-00001", "How many bolts does the robe take?", "3", [C % 3, "It is 3."]),  # 1.0
-    ("synthetic_heldout", "synthetic-heldout-t1-00000", "What is 1 + 4?", "5", [C % 5, C % 5]),        # 1.0
+    ("synthetic_heldout", "synthetic-heldout-t1-00000", "What is 1 + 4?", "5", [C % 5, C % 5]),  # 1.0
     ("synthetic_heldout", "synthetic-heldout-t1-00001", "What is 2 + 4?", "6", [W, ("6 +", "length")]),  # 0.0
-    ("synthetic_heldout", "synthetic-heldout-t1-00002", "What is 3 + 4?", "7", [W, C % 7]),            # 0.5
+    ("synthetic_heldout", "synthetic-heldout-t1-00002", "What is 3 + 4?", "7", [W, C % 7]),  # 0.5
 ]
 
 
 def _benchmarks() -> pl.DataFrame:
-    rows = [{"benchmark": b, "question_id": qid, "source": b.split("_")[0], "question": q, "gold": g,
-             "generator_tier": None} for b, qid, q, g, _ in BENCH]
+    rows = [
+        {
+            "benchmark": b,
+            "question_id": qid,
+            "source": b.split("_")[0],
+            "question": q,
+            "gold": g,
+            "generator_tier": None,
+        }
+        for b, qid, q, g, _ in BENCH
+    ]
     return conform(pl.DataFrame(rows, schema=BENCHMARK), BENCHMARK, "benchmarks")
 
 
@@ -57,11 +66,13 @@ def _fake() -> FakeChatModel:
     return FakeChatModel({q: answers for _, _, q, _, answers in BENCH}, model_id="student@abc")
 
 
-def test_evaluate_model_per_benchmark(tmp_path: Path, prompts: PromptSet, sampling: Sampling,
-                                      verify_params: VerifyParams) -> None:
+def test_evaluate_model_per_benchmark(
+    tmp_path: Path, prompts: PromptSet, sampling: Sampling, verify_params: VerifyParams
+) -> None:
     fake = _fake()
-    table, metrics = evaluate_model(_benchmarks(), fake, prompts, sampling, 2, verify_params,
-                                    ResponseCache(tmp_path), batch_requests=3)
+    table, metrics = evaluate_model(
+        _benchmarks(), fake, prompts, sampling, 2, verify_params, ResponseCache(tmp_path), batch_requests=3
+    )
     assert list(table.columns) == list(EVAL_RESPONSES)
     assert table.height == 10 == fake.requests
     assert metrics["model_id"] == "student@abc"
@@ -82,8 +93,9 @@ def test_evaluate_model_per_benchmark(tmp_path: Path, prompts: PromptSet, sampli
     assert dict(table.group_by("benchmark").len().iter_rows()) == {"gsm8k_test": 4, "synthetic_heldout": 6}
 
 
-def test_evaluate_model_rerun_from_cache(tmp_path: Path, prompts: PromptSet, sampling: Sampling,
-                                         verify_params: VerifyParams) -> None:
+def test_evaluate_model_rerun_from_cache(
+    tmp_path: Path, prompts: PromptSet, sampling: Sampling, verify_params: VerifyParams
+) -> None:
     _, first = evaluate_model(_benchmarks(), _fake(), prompts, sampling, 2, verify_params, ResponseCache(tmp_path))
     fake = _fake()
     _, second = evaluate_model(_benchmarks(), fake, prompts, sampling, 2, verify_params, ResponseCache(tmp_path))
@@ -92,8 +104,9 @@ def test_evaluate_model_rerun_from_cache(tmp_path: Path, prompts: PromptSet, sam
     assert second["benchmarks"] == first["benchmarks"]
 
 
-def test_no_benchmark_questions_fails_instead_of_scoring_zero(prompts: PromptSet, sampling: Sampling,
-                                                              verify_params: VerifyParams) -> None:
+def test_no_benchmark_questions_fails_instead_of_scoring_zero(
+    prompts: PromptSet, sampling: Sampling, verify_params: VerifyParams
+) -> None:
     fake = _fake()
     with pytest.raises(StageFailure, match="there are no benchmark questions"):
         evaluate_model(_benchmarks().head(0), fake, prompts, sampling, 2, verify_params, None)

@@ -44,8 +44,9 @@ def _sample() -> pl.DataFrame:
     )
 
 
-def _solutions(prompts: PromptSet, sampling: Sampling, cache: ResponseCache | None = None
-               ) -> tuple[pl.DataFrame, dict, FakeChatModel]:
+def _solutions(
+    prompts: PromptSet, sampling: Sampling, cache: ResponseCache | None = None
+) -> tuple[pl.DataFrame, dict, FakeChatModel]:
     fake = FakeChatModel({SAMPLE[qid][0]: answers for qid, answers in TEACHER.items()}, model_id="teacher@1")
     table, metrics = generate_solutions(_sample(), fake, prompts, sampling, 3, cache, batch_requests=2)
     return table, metrics, fake
@@ -74,8 +75,9 @@ KEPT_CASES = {
 
 
 @pytest.mark.parametrize("keep_unverified", [False, True])
-def test_select_solutions_keeps_first_eligible(prompts: PromptSet, sampling: Sampling,
-                                               verify_params: VerifyParams, keep_unverified: bool) -> None:
+def test_select_solutions_keeps_first_eligible(
+    prompts: PromptSet, sampling: Sampling, verify_params: VerifyParams, keep_unverified: bool
+) -> None:
     solutions, _, _ = _solutions(prompts, sampling)
     table, rows, metrics = select_solutions(solutions, prompts, verify_params, keep_unverified)
     expected = KEPT_CASES[keep_unverified]
@@ -107,8 +109,7 @@ def test_select_solutions_keeps_first_eligible(prompts: PromptSet, sampling: Sam
     assert metrics["verified_fraction"] == pytest.approx(float((table["status"] == "correct").mean()))
 
 
-def test_sft_rows_are_trl_conversational(prompts: PromptSet, sampling: Sampling,
-                                         verify_params: VerifyParams) -> None:
+def test_sft_rows_are_trl_conversational(prompts: PromptSet, sampling: Sampling, verify_params: VerifyParams) -> None:
     solutions, _, _ = _solutions(prompts, sampling)
     _, rows, _ = select_solutions(solutions, prompts, verify_params, keep_unverified=True)
     by_id = {r["question_id"]: r for r in rows}
@@ -127,8 +128,9 @@ def test_sft_rows_are_trl_conversational(prompts: PromptSet, sampling: Sampling,
     assert by_id["q2"]["completion"][0]["content"] == TEACHER["q2"][0][0]
 
 
-def test_select_solutions_order_independent(prompts: PromptSet, sampling: Sampling,
-                                            verify_params: VerifyParams) -> None:
+def test_select_solutions_order_independent(
+    prompts: PromptSet, sampling: Sampling, verify_params: VerifyParams
+) -> None:
     solutions, _, _ = _solutions(prompts, sampling)
     a, rows_a, _ = select_solutions(solutions, prompts, verify_params, keep_unverified=False)
     b, rows_b, _ = select_solutions(solutions.reverse(), prompts, verify_params, keep_unverified=False)
@@ -136,12 +138,14 @@ def test_select_solutions_order_independent(prompts: PromptSet, sampling: Sampli
     assert rows_a == rows_b
 
 
-def test_no_kept_solution_fails_with_the_reasons(prompts: PromptSet, sampling: Sampling,
-                                                  verify_params: VerifyParams) -> None:
+def test_no_kept_solution_fails_with_the_reasons(
+    prompts: PromptSet, sampling: Sampling, verify_params: VerifyParams
+) -> None:
     # Every request failed (the served-teacher review): the verdicts say request_error, and
     # require_kept turns "0 kept" into a one-line stage failure instead of an empty SFT set.
-    solutions, _ = generate_solutions(_sample(), _AllMayFail(lambda user, number: ("", "error")), prompts, sampling,
-                                      3, None)
+    solutions, _ = generate_solutions(
+        _sample(), _AllMayFail(lambda user, number: ("", "error")), prompts, sampling, 3, None
+    )
     table, rows, metrics = select_solutions(solutions, prompts, verify_params, keep_unverified=False)
     assert rows == [] and set(table["status"]) == {"request_error"}
     with pytest.raises(StageFailure) as failure:
@@ -168,8 +172,9 @@ def test_an_empty_sample_fails_before_asking(prompts: PromptSet, sampling: Sampl
     assert fake.calls == []
 
 
-def test_verify_stage_writes_the_verdicts_then_fails_in_one_line(tmp_path: Path, prompts: PromptSet,
-                                                                  sampling: Sampling) -> None:
+def test_verify_stage_writes_the_verdicts_then_fails_in_one_line(
+    tmp_path: Path, prompts: PromptSet, sampling: Sampling
+) -> None:
     import subprocess
     import sys
 
@@ -177,18 +182,36 @@ def test_verify_stage_writes_the_verdicts_then_fails_in_one_line(tmp_path: Path,
 
     from adacot.schemas import read_table, write_table
 
-    solutions, _ = generate_solutions(_sample(), _AllMayFail(lambda user, number: ("", "error")), prompts, sampling,
-                                      3, None)
+    solutions, _ = generate_solutions(
+        _sample(), _AllMayFail(lambda user, number: ("", "error")), prompts, sampling, 3, None
+    )
     write_table(solutions, SOLUTIONS, tmp_path / "solutions.parquet")
     done = subprocess.run(
-        [sys.executable, "stages/verify_solutions.py", "--params", str(PARAMS_PATH), "--solutions",
-         str(tmp_path / "solutions.parquet"), "--prompts", str(PROMPTS_PATH), "--train", str(tmp_path / "train.jsonl"),
-         "--verdicts", str(tmp_path / "verdicts.parquet"), "--metrics", str(tmp_path / "metrics.json")],
-        cwd=PARAMS_PATH.parent, capture_output=True, text=True,
+        [
+            sys.executable,
+            "stages/verify_solutions.py",
+            "--params",
+            str(PARAMS_PATH),
+            "--solutions",
+            str(tmp_path / "solutions.parquet"),
+            "--prompts",
+            str(PROMPTS_PATH),
+            "--train",
+            str(tmp_path / "train.jsonl"),
+            "--verdicts",
+            str(tmp_path / "verdicts.parquet"),
+            "--metrics",
+            str(tmp_path / "metrics.json"),
+        ],
+        cwd=PARAMS_PATH.parent,
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert done.stderr.splitlines()[-1].startswith("error: verify_solutions kept 0 of 15 teacher solutions for SFT "
-                                                   "(by status: request_error 15); every verdict and its reason is in")
+    assert done.stderr.splitlines()[-1].startswith(
+        "error: verify_solutions kept 0 of 15 teacher solutions for SFT "
+        "(by status: request_error 15); every verdict and its reason is in"
+    )
     verdicts = read_table(tmp_path / "verdicts.parquet", VERIFIED_SOLUTIONS)
     assert verdicts.height == 15 and set(verdicts["status"]) == {"request_error"}
     assert not (tmp_path / "train.jsonl").exists() and not (tmp_path / "metrics.json").exists()

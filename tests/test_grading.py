@@ -47,8 +47,10 @@ SCRIPT: dict[str, list[tuple[tuple[str, str], str]]] = {
 
 
 def _questions() -> pl.DataFrame:
-    rows = [{"question_id": qid, "source": "synthetic", "question": q, "gold": g, "generator_tier": 1}
-            for qid, (q, g) in QUESTIONS_GOLD.items()]
+    rows = [
+        {"question_id": qid, "source": "synthetic", "question": q, "gold": g, "generator_tier": 1}
+        for qid, (q, g) in QUESTIONS_GOLD.items()
+    ]
     return conform(pl.DataFrame(rows, schema=QUESTIONS), QUESTIONS, "questions")
 
 
@@ -60,12 +62,14 @@ def _expected_statuses() -> dict[tuple[str, int], str]:
     return {(qid, i): status for qid, cases in SCRIPT.items() for i, (_, status) in enumerate(cases)}
 
 
-def test_grade_attempts_verdicts_and_metrics(tmp_path: Path, prompts: PromptSet, sampling: Sampling,
-                                             verify_params: VerifyParams) -> None:
+def test_grade_attempts_verdicts_and_metrics(
+    tmp_path: Path, prompts: PromptSet, sampling: Sampling, verify_params: VerifyParams
+) -> None:
     assert verify_params.workers == 1
     fake = _fake()
-    table, metrics = grade_attempts(_questions(), fake, prompts, sampling, 4, verify_params,
-                                    ResponseCache(tmp_path / "cache"), batch_requests=2)
+    table, metrics = grade_attempts(
+        _questions(), fake, prompts, sampling, 4, verify_params, ResponseCache(tmp_path / "cache"), batch_requests=2
+    )
     assert list(table.columns) == list(ATTEMPTS)
     assert table.height == 12 == fake.requests
     got = {(r["question_id"], r["sample_index"]): r["status"] for r in table.iter_rows(named=True)}
@@ -87,13 +91,16 @@ def test_grade_attempts_verdicts_and_metrics(tmp_path: Path, prompts: PromptSet,
     assert all("\\boxed{}" in user for user, _ in fake.asked)
 
 
-def test_grade_attempts_rerun_hits_cache(tmp_path: Path, prompts: PromptSet, sampling: Sampling,
-                                         verify_params: VerifyParams) -> None:
-    first, _ = grade_attempts(_questions(), _fake(), prompts, sampling, 4, verify_params,
-                              ResponseCache(tmp_path), batch_requests=2)
+def test_grade_attempts_rerun_hits_cache(
+    tmp_path: Path, prompts: PromptSet, sampling: Sampling, verify_params: VerifyParams
+) -> None:
+    first, _ = grade_attempts(
+        _questions(), _fake(), prompts, sampling, 4, verify_params, ResponseCache(tmp_path), batch_requests=2
+    )
     rerun_fake = _fake()
-    second, metrics = grade_attempts(_questions(), rerun_fake, prompts, sampling, 4, verify_params,
-                                     ResponseCache(tmp_path), batch_requests=2)
+    second, metrics = grade_attempts(
+        _questions(), rerun_fake, prompts, sampling, 4, verify_params, ResponseCache(tmp_path), batch_requests=2
+    )
     assert rerun_fake.requests == 0
     assert metrics["cache"]["hits"] == metrics["attempts"] == 12
     assert metrics["cache"]["misses"] == 0
@@ -103,24 +110,33 @@ def test_grade_attempts_rerun_hits_cache(tmp_path: Path, prompts: PromptSet, sam
 
 # The level rule itself is tested in test_levels.py; this checks grading's output feeds it.
 RULE = LevelsParams(
-    rule="pass_rate_bands", solved_pass_rate=0.75, min_pass_rate={"medium": 0.5, "hard": 0.25, "very_hard": 0.01},
-    edges="quantile", min_score={"medium": 0.75, "hard": 0.5, "very_hard": 0.25}, aggregate="min",
+    rule="pass_rate_bands",
+    solved_pass_rate=0.75,
+    min_pass_rate={"medium": 0.5, "hard": 0.25, "very_hard": 0.01},
+    edges="quantile",
+    min_score={"medium": 0.75, "hard": 0.5, "very_hard": 0.25},
+    aggregate="min",
     score_attempt="best",
 )
 
 
-def test_grade_then_level(tmp_path: Path, prompts: PromptSet, sampling: Sampling, params: Params,
-                          verify_params: VerifyParams) -> None:
+def test_grade_then_level(
+    tmp_path: Path, prompts: PromptSet, sampling: Sampling, params: Params, verify_params: VerifyParams
+) -> None:
     attempts, _ = grade_attempts(_questions(), _fake(), prompts, sampling, 4, verify_params, None)
     database, metrics = assign_levels(_questions(), attempts, RULE)
     # q1: 1/4 -> hard; q2: 3/4 -> easy; q3: 1/4 -> hard.
-    assert dict(zip(database["question_id"], database["level"])) == {"q1": "hard", "q2": "easy", "q3": "hard"}
+    assert dict(zip(database["question_id"], database["level"], strict=True)) == {
+        "q1": "hard",
+        "q2": "easy",
+        "q3": "hard",
+    }
     assert set(metrics["level_histogram"]) == set(LEVELS)
 
 
-
-def test_an_empty_question_table_fails_before_asking(prompts: PromptSet, sampling: Sampling,
-                                                     verify_params: VerifyParams) -> None:
+def test_an_empty_question_table_fails_before_asking(
+    prompts: PromptSet, sampling: Sampling, verify_params: VerifyParams
+) -> None:
     fake = _fake()
     with pytest.raises(StageFailure, match="the question table is empty, nothing to grade"):
         grade_attempts(_questions().head(0), fake, prompts, sampling, 4, verify_params, None)

@@ -17,21 +17,35 @@ from adacot.verify.frames import status_counts
 
 def test_status_counts_sorted() -> None:
     assert status_counts(pl.Series(["wrong", "correct", "wrong", "no_answer"])) == {
-        "correct": 1, "no_answer": 1, "wrong": 2,
+        "correct": 1,
+        "no_answer": 1,
+        "wrong": 2,
     }
 
 
 # Real params' bands: easy >= 0.75, medium >= 0.5, hard >= 0.25, very_hard >= 0.01, else extreme.
 LEVEL_CASES = [
-    (1.0, "easy"), (0.75, "easy"), (0.7499, "medium"), (0.5, "medium"), (0.49, "hard"), (0.25, "hard"),
-    (0.24, "very_hard"), (0.01, "very_hard"), (0.0099, "extreme"), (0.0, "extreme"),
+    (1.0, "easy"),
+    (0.75, "easy"),
+    (0.7499, "medium"),
+    (0.5, "medium"),
+    (0.49, "hard"),
+    (0.25, "hard"),
+    (0.24, "very_hard"),
+    (0.01, "very_hard"),
+    (0.0099, "extreme"),
+    (0.0, "extreme"),
 ]
 
 
 # A fixed rule (not params.yaml's, which users tune) so these tables test the mechanism.
 RULE = LevelsParams(
-    rule="pass_rate_bands", solved_pass_rate=0.75, min_pass_rate={"medium": 0.5, "hard": 0.25, "very_hard": 0.01},
-    edges="quantile", min_score={"medium": 0.75, "hard": 0.5, "very_hard": 0.25}, aggregate="min",
+    rule="pass_rate_bands",
+    solved_pass_rate=0.75,
+    min_pass_rate={"medium": 0.5, "hard": 0.25, "very_hard": 0.01},
+    edges="quantile",
+    min_score={"medium": 0.75, "hard": 0.5, "very_hard": 0.25},
+    aggregate="min",
     score_attempt="best",
 )
 PRM_RULE = LevelsParams.model_validate({**RULE.model_dump(), "rule": "prm"})
@@ -42,11 +56,27 @@ def _prm_scores(steps: dict[tuple[str, int], list[float] | None]) -> pl.DataFram
     rows = []
     for (qid, index), scores in steps.items():
         if scores is None:
-            rows.append({"question_id": qid, "sample_index": index, "step_index": None, "step": None,
-                         "step_score": None, "grader": "generative:judge@1"})
+            rows.append(
+                {
+                    "question_id": qid,
+                    "sample_index": index,
+                    "step_index": None,
+                    "step": None,
+                    "step_score": None,
+                    "grader": "generative:judge@1",
+                }
+            )
         for i, value in enumerate(scores or []):
-            rows.append({"question_id": qid, "sample_index": index, "step_index": i, "step": f"step {i}",
-                         "step_score": value, "grader": "generative:judge@1"})
+            rows.append(
+                {
+                    "question_id": qid,
+                    "sample_index": index,
+                    "step_index": i,
+                    "step": f"step {i}",
+                    "step_score": value,
+                    "grader": "generative:judge@1",
+                }
+            )
     return pl.DataFrame(rows, schema=PRM_SCORES)
 
 
@@ -60,14 +90,28 @@ def _attempts(correct_by_question: dict[str, tuple[int, int]]) -> pl.DataFrame:
     rows = []
     for qid, (correct, total) in correct_by_question.items():
         for i in range(total):
-            rows.append({"question_id": qid, "sample_index": i, "status": "correct" if i < correct else "wrong",
-                         "completion_tokens": 10})
+            rows.append(
+                {
+                    "question_id": qid,
+                    "sample_index": i,
+                    "status": "correct" if i < correct else "wrong",
+                    "completion_tokens": 10,
+                }
+            )
     return pl.DataFrame(rows)
 
 
 def _pool(ids: list[str]) -> pl.DataFrame:
-    rows = [{"question_id": q, "source": "gsm8k" if q.startswith("g") else "synthetic", "question": f"Q {q}?",
-             "gold": "1", "generator_tier": None} for q in ids]
+    rows = [
+        {
+            "question_id": q,
+            "source": "gsm8k" if q.startswith("g") else "synthetic",
+            "question": f"Q {q}?",
+            "gold": "1",
+            "generator_tier": None,
+        }
+        for q in ids
+    ]
     return conform(pl.DataFrame(rows, schema=QUESTIONS), QUESTIONS, "questions")
 
 
@@ -122,11 +166,11 @@ def test_prm_rule_quantile_edges_split_the_failing_pool() -> None:
     counts = {f"f{i}": (0, 4) for i in range(8)} | {"s4": (4, 4)}
     steps = {(f"f{i}", 0): [0.9, 0.1 * i + 0.05] for i in range(8)}  # min aggregation -> 0.05 .. 0.75
     table, metrics = assign_levels(_pool(list(counts)), _attempts(counts), PRM_RULE, _prm_scores(steps))
-    levels = dict(zip(table["question_id"], table["level"]))
+    levels = dict(zip(table["question_id"], table["level"], strict=True))
     assert levels["s4"] == "easy"
     assert [levels[f"f{i}"] for i in range(8)] == ["extreme"] * 2 + ["very_hard"] * 2 + ["hard"] * 2 + ["medium"] * 2
     assert metrics["level_histogram"] == {"easy": 1, "medium": 2, "hard": 2, "very_hard": 2, "extreme": 2}
-    scores = dict(zip(table["question_id"], table["prm_score"]))
+    scores = dict(zip(table["question_id"], table["prm_score"], strict=True))
     assert scores["s4"] is None and scores["f7"] == pytest.approx(0.75)
     assert metrics["score_edges"]["medium"] == pytest.approx(0.575)  # linear 75th percentile of 0.05..0.75
     version = metrics["grader_version"]
@@ -139,14 +183,14 @@ def test_prm_rule_fixed_edges_aggregation_and_attempt_choice() -> None:
     steps = {("a", 1): [0.9, 0.8], ("a", 2): [0.4, 0.95], ("b", 0): [0.6, 0.3], ("c", 0): None}
     fixed = LevelsParams.model_validate({**PRM_RULE.model_dump(), "edges": "fixed"})
     table, metrics = assign_levels(_pool(list(counts)), _attempts(counts), fixed, _prm_scores(steps))
-    got = dict(zip(table["question_id"], zip(table["prm_score"], table["level"])))
+    got = dict(zip(table["question_id"], zip(table["prm_score"], table["level"], strict=True), strict=True))
     # best attempt by min: a -> max(0.8, 0.4) = 0.8 (medium); b -> 0.3 (very_hard); c: no steps -> 0 (extreme)
     assert got == {"a": (pytest.approx(0.8), "medium"), "b": (pytest.approx(0.3), "very_hard"), "c": (0.0, "extreme")}
     assert metrics["score_edges"] == {"medium": 0.75, "hard": 0.5, "very_hard": 0.25}
     # The same scores under another aggregation / attempt choice give other levels, without rescoring.
     mean_first = LevelsParams.model_validate({**fixed.model_dump(), "aggregate": "mean", "score_attempt": "first"})
     table2, metrics2 = assign_levels(_pool(list(counts)), _attempts(counts), mean_first, _prm_scores(steps))
-    assert dict(zip(table2["question_id"], table2["prm_score"]))["a"] == pytest.approx(0.85)
+    assert dict(zip(table2["question_id"], table2["prm_score"], strict=True))["a"] == pytest.approx(0.85)
     assert metrics2["grader_version"] != metrics["grader_version"]
 
 

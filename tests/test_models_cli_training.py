@@ -60,9 +60,23 @@ def test_train_student_without_rows_fails_in_one_line_and_writes_nothing(tmp_pat
     write_model_info(base, "tiny", "test")
     (tmp_path / "train.jsonl").write_text("")
     done = subprocess.run(
-        [sys.executable, str(root / "stages/train_student.py"), "--params", str(root / "params.yaml"),
-         "--train", "train.jsonl", "--base-model", "base", "--out", "student", "--metrics", "metrics.json"],
-        cwd=tmp_path, capture_output=True, text=True,
+        [
+            sys.executable,
+            str(root / "stages/train_student.py"),
+            "--params",
+            str(root / "params.yaml"),
+            "--train",
+            "train.jsonl",
+            "--base-model",
+            "base",
+            "--out",
+            "student",
+            "--metrics",
+            "metrics.json",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 1
     assert done.stderr.splitlines()[-1] == (
@@ -88,5 +102,8 @@ def test_cli_verify_math(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert got[0]["extracted"] == "12"
     assert all(g["reason"] for g in got)
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == {
-        "correct": 1, "no_answer": 1, "unparseable_gold": 1, "wrong": 1
+        "correct": 1,
+        "no_answer": 1,
+        "unparseable_gold": 1,
+        "wrong": 1,
     }

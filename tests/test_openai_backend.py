@@ -37,9 +37,18 @@ SAMPLING = Sampling(max_tokens=64, temperature=0.7, top_p=0.95, seed=3)
 
 def api_params(*urls: str, **overrides: object) -> ApiParams:
     values: dict[str, object] = {
-        "base_urls": list(urls), "api_key_env": None, "max_concurrency": 16, "request_timeout_s": 5.0,
-        "max_retries": 4, "backoff_initial_s": 0.01, "backoff_max_s": 0.1, "requests_per_minute": None,
-        "tokens_per_minute": None, "native_n": True, "transport": "sdk", "send_seed": True,
+        "base_urls": list(urls),
+        "api_key_env": None,
+        "max_concurrency": 16,
+        "request_timeout_s": 5.0,
+        "max_retries": 4,
+        "backoff_initial_s": 0.01,
+        "backoff_max_s": 0.1,
+        "requests_per_minute": None,
+        "tokens_per_minute": None,
+        "native_n": True,
+        "transport": "sdk",
+        "send_seed": True,
         "max_failed_fraction": 0.05,
     }
     values.update(overrides)
@@ -81,7 +90,9 @@ def test_n_is_fanned_out_when_the_server_refuses_it(transport: str) -> None:
         out = model.complete(conversations(4), SAMPLING, 3)
     assert [len(row) for row in out] == [3] * 4
     # Distinct seeds per fanned-out sample, so the samples differ where the server honours seeds.
-    assert [c.text for c in out[0]] == [f"Working it out step by step. The answer is \\boxed{{{s}}}." for s in (10, 11, 12)]
+    assert [c.text for c in out[0]] == [
+        f"Working it out step by step. The answer is \\boxed{{{s}}}." for s in (10, 11, 12)
+    ]
     assert model.stats.fanned_out
     assert server.outcomes["answered"] == 12
     assert server.outcomes["refused_n"] >= 1
@@ -101,8 +112,9 @@ def test_fault_drill_every_request_answered_once_or_recorded_as_error(tmp_path: 
     """20% 429 with Retry-After, 500s, answers past the timeout, empty 200s, dropped connections."""
     faults = Faults(rate_limited=0.2, server_error=0.05, slow=0.05, empty=0.05, drop=0.05, slow_s=1.5)
     with FakeOpenAIServer(faults=faults, seed=7) as server:
-        api = api_params(server.base_url, request_timeout_s=0.5, max_retries=12, max_concurrency=32,
-                         transport=transport)
+        api = api_params(
+            server.base_url, request_timeout_s=0.5, max_retries=12, max_concurrency=32, transport=transport
+        )
         model = OpenAIChatModel("m", api, None)
         cache = ResponseCache(tmp_path / "cache")
         out, stats = cached_complete(model, conversations(150), SAMPLING, 2, cache, progress=False)
@@ -120,8 +132,9 @@ def test_fault_drill_every_request_answered_once_or_recorded_as_error(tmp_path: 
         for cause in ("rate_limited", "http_500", "timeout", "empty_body", "connection"):
             assert causes.get(cause, 0) > 0, (cause, causes, server.outcomes)
         # A rerun answers everything from the cache: only failed requests (if any) are asked again.
-        again, stats2 = cached_complete(OpenAIChatModel("m", api, None), conversations(150), SAMPLING, 2, cache,
-                                        progress=False)
+        again, stats2 = cached_complete(
+            OpenAIChatModel("m", api, None), conversations(150), SAMPLING, 2, cache, progress=False
+        )
         assert stats2.hits == stats.misses
         assert server.repeated_answers() == {}
         again_rows = [c for row in again for c in row]
@@ -135,8 +148,9 @@ def test_failed_requests_become_error_rows_and_are_never_cached(tmp_path: Path, 
     with FakeOpenAIServer(faults=Faults(server_error=1.0)) as server:
         api = api_params(server.base_url, max_retries=2, transport=transport)
         cache = ResponseCache(tmp_path / "cache")
-        out, stats = cached_complete(OpenAIChatModel("m", api, None), conversations(3), SAMPLING, 1, cache,
-                                     progress=False)
+        out, stats = cached_complete(
+            OpenAIChatModel("m", api, None), conversations(3), SAMPLING, 1, cache, progress=False
+        )
         assert server.outcomes == {"server_error": 9}  # 3 requests x (1 + 2 retries)
     assert stats.errors == 3 and stats.misses == 0
     assert all(row[0].failed for row in out)
@@ -147,8 +161,9 @@ def test_failed_requests_become_error_rows_and_are_never_cached(tmp_path: Path, 
 
 def test_retry_after_is_honoured_and_counted() -> None:
     with FakeOpenAIServer(faults=Faults(rate_limited=0.5, retry_after_s=0.01), seed=1) as server:
-        model = OpenAIChatModel("m", api_params(server.base_url, max_retries=20, backoff_initial_s=30,
-                                                backoff_max_s=60), None)
+        model = OpenAIChatModel(
+            "m", api_params(server.base_url, max_retries=20, backoff_initial_s=30, backoff_max_s=60), None
+        )
         out = model.complete(conversations(20), SAMPLING, 1)
     # With backoff_initial_s=30 a run that ignored Retry-After (0.01 s) could not finish in test time.
     assert all(not c.failed for row in out for c in row)
@@ -157,8 +172,13 @@ def test_retry_after_is_honoured_and_counted() -> None:
 
 @pytest.mark.parametrize(
     ("headers", "expected"),
-    [({"retry-after": "2"}, 2.0), ({"retry-after": "0.5"}, 0.5), ({"retry-after-ms": "250"}, 0.25),
-     ({}, None), ({"retry-after": "soon"}, None)],
+    [
+        ({"retry-after": "2"}, 2.0),
+        ({"retry-after": "0.5"}, 0.5),
+        ({"retry-after-ms": "250"}, 0.25),
+        ({}, None),
+        ({"retry-after": "soon"}, None),
+    ],
     ids=["seconds", "fraction", "millis", "absent", "garbage"],
 )
 def test_retry_after_header_forms(headers: dict[str, str], expected: float | None) -> None:
@@ -183,8 +203,9 @@ def test_bad_key_stops_the_run(transport: str) -> None:
 
 def test_rate_limits_still_answer_everything() -> None:
     with FakeOpenAIServer() as server:
-        model = OpenAIChatModel("m", api_params(server.base_url, requests_per_minute=6000, tokens_per_minute=10**6),
-                                None)
+        model = OpenAIChatModel(
+            "m", api_params(server.base_url, requests_per_minute=6000, tokens_per_minute=10**6), None
+        )
         out = model.complete(conversations(10), SAMPLING, 2)
     assert all(len(row) == 2 for row in out) and server.answered == 10
 
@@ -207,9 +228,13 @@ def test_api_key_comes_from_the_named_environment_variable(monkeypatch: pytest.M
 
 @pytest.mark.parametrize(
     ("override", "message"),
-    [({"base_urls": []}, "base_urls"), ({"base_urls": ["127.0.0.1:8000"]}, "http"),
-     ({"base_urls": ["https://user:sk-123@api.example.com/v1"]}, "credentials"),
-     ({"api_key_env": "sk-live-abc def"}, "api_key_env"), ({"max_concurrency": 0}, "max_concurrency")],
+    [
+        ({"base_urls": []}, "base_urls"),
+        ({"base_urls": ["127.0.0.1:8000"]}, "http"),
+        ({"base_urls": ["https://user:sk-123@api.example.com/v1"]}, "credentials"),
+        ({"api_key_env": "sk-live-abc def"}, "api_key_env"),
+        ({"max_concurrency": 0}, "max_concurrency"),
+    ],
     ids=["no_urls", "no_scheme", "key_in_url", "key_not_a_name", "zero_concurrency"],
 )
 def test_bad_api_params_fail_before_work(params_raw: dict, override: dict, message: str) -> None:
@@ -221,8 +246,11 @@ def test_bad_api_params_fail_before_work(params_raw: dict, override: dict, messa
 
 
 def test_roles_choose_their_backend_and_price(params_raw: dict, monkeypatch: pytest.MonkeyPatch) -> None:
-    raw = {**params_raw, "teacher": {**params_raw["teacher"], "backend": "openai", "model": "deepseek-reasoner"},
-           "api": {**params_raw["api"], "api_key_env": "ADACOT_TEST_KEY"}}
+    raw = {
+        **params_raw,
+        "teacher": {**params_raw["teacher"], "backend": "openai", "model": "deepseek-reasoner"},
+        "api": {**params_raw["api"], "api_key_env": "ADACOT_TEST_KEY"},
+    }
     params = parse_params(raw)
     monkeypatch.setenv("ADACOT_TEST_KEY", "sk-secret")
     model, price = open_teacher_model(params, Path("unused"))
@@ -246,8 +274,9 @@ def test_answers_that_arrive_together_reach_the_caller_together(transport: str) 
     with FakeOpenAIServer(latency_s=0.05) as server:
         model = OpenAIChatModel("m", api_params(server.base_url, transport=transport, max_concurrency=32), None)
         calls: list[list[tuple[int, int]]] = []
-        model.complete_streaming(conversations(32), SAMPLING, 1,
-                                 lambda answered: calls.append([(i, o) for i, o, _ in answered]))
+        model.complete_streaming(
+            conversations(32), SAMPLING, 1, lambda answered: calls.append([(i, o) for i, o, _ in answered])
+        )
     delivered = sorted(pair for call in calls for pair in call)
     assert delivered == [(i, 0) for i in range(32)]
     assert all(call for call in calls)
@@ -300,8 +329,15 @@ def test_send_seed_off_sends_no_seed_key(transport: str, supports_n: bool) -> No
 
 
 def test_a_served_model_carries_its_roles_failure_budget(params_raw: dict) -> None:
-    raw = {**params_raw, "teacher": {**params_raw["teacher"], "backend": "openai", "model": "m",
-                                     "api": {"max_failed_fraction": 0.2, "send_seed": False}}}
+    raw = {
+        **params_raw,
+        "teacher": {
+            **params_raw["teacher"],
+            "backend": "openai",
+            "model": "m",
+            "api": {"max_failed_fraction": 0.2, "send_seed": False},
+        },
+    }
     params = parse_params(raw)
     assert params.api.max_failed_fraction == 0.05 and params.api.send_seed is True  # params.yaml's defaults
     model, _ = open_teacher_model(params, Path("unused"))
@@ -315,24 +351,30 @@ def test_a_server_that_dies_mid_stage_fails_it_and_the_rerun_asks_only_the_faile
 ) -> None:
     # The server answers 5 requests (n=2: 10 answers) and then drops every connection: 30 of 40 answers
     # fail, far past the 5% budget, so asking fails the stage in one line once the 10 answers are cached.
-    questions = pl.DataFrame({"question_id": [f"q{i}" for i in range(20)],
-                              "question": [f"What is {i} + {i}?" for i in range(20)]})
+    questions = pl.DataFrame(
+        {"question_id": [f"q{i}" for i in range(20)], "question": [f"What is {i} + {i}?" for i in range(20)]}
+    )
     with FakeOpenAIServer(die_after=5) as server:
         api = api_params(server.base_url, transport=transport, max_retries=1, max_concurrency=4)
         cache = ResponseCache(tmp_path)
         with pytest.raises(StageFailure) as failure:
-            collect_responses(questions, OpenAIChatModel("m", api, None), prompts, "teacher", SAMPLING, 2, cache,
-                              256, "teacher")
+            collect_responses(
+                questions, OpenAIChatModel("m", api, None), prompts, "teacher", SAMPLING, 2, cache, 256, "teacher"
+            )
         assert server.answered == 5 and len(cache) == 10
         message = str(failure.value)
         assert "\n" not in message
-        assert message.startswith("teacher: 30 of 40 requested answers failed, more than api.max_failed_fraction=0.05 "
-                                  "allows; first error: gave up after 2 attempt(s); last: ")
-        assert message.endswith("the 10 answered are in the response cache, so a rerun asks only for the 30 that "
-                                "failed")
+        assert message.startswith(
+            "teacher: 30 of 40 requested answers failed, more than api.max_failed_fraction=0.05 "
+            "allows; first error: gave up after 2 attempt(s); last: "
+        )
+        assert message.endswith(
+            "the 10 answered are in the response cache, so a rerun asks only for the 30 that failed"
+        )
         server.die_after = None  # the server is back
-        frame, metrics = collect_responses(questions, OpenAIChatModel("m", api, None), prompts, "teacher", SAMPLING,
-                                           2, cache, 256, "teacher")
+        frame, metrics = collect_responses(
+            questions, OpenAIChatModel("m", api, None), prompts, "teacher", SAMPLING, 2, cache, 256, "teacher"
+        )
     assert server.answered == 5 + 15  # the rerun asked only for the 15 requests (30 answers) that failed
     assert server.repeated_answers() == {}
     assert (metrics["hits"], metrics["misses"], metrics["errors"]) == (10, 30, 0)

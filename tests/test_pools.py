@@ -73,12 +73,18 @@ def _recompute(tier: int, question: str) -> int:
         assert away, question
         return int(away[1]) - int(away[3])
     if tier == 4:
-        m = re.fullmatch(r"\w+ has (\d+) boxes with (\d+) (\w+) in each box and finds (\d+) more \3\. "
-                         r"How many \3 does \w+ have in total\?", question)
+        m = re.fullmatch(
+            r"\w+ has (\d+) boxes with (\d+) (\w+) in each box and finds (\d+) more \3\. "
+            r"How many \3 does \w+ have in total\?",
+            question,
+        )
         assert m, question
         return int(m[1]) * int(m[2]) + int(m[4])
-    m = re.fullmatch(r"A shop has (\d+) (\w+)\. It sells (\d+) of them, then \w+ shares the rest equally among "
-                     r"(\d+) friends\. How many \2 does each friend get\?", question)
+    m = re.fullmatch(
+        r"A shop has (\d+) (\w+)\. It sells (\d+) of them, then \w+ shares the rest equally among "
+        r"(\d+) friends\. How many \2 does each friend get\?",
+        question,
+    )
     assert m, question
     total, sold, friends = int(m[1]), int(m[3]), int(m[4])
     assert (total - sold) % friends == 0, "the rest must split evenly"
@@ -123,8 +129,8 @@ def test_parse_rows_keeps_every_row() -> None:
     assert questions.height + rejects.height == len(raw)
     ids = sorted(questions["question_id"].to_list() + rejects["question_id"].to_list())
     assert ids == [f"gsm8k-train-{i:05d}" for i in range(len(raw))]
-    reasons = dict(zip(rejects["question_id"], rejects["reason"]))
-    kept = dict(zip(questions["question_id"], questions["gold"]))
+    reasons = dict(zip(rejects["question_id"], rejects["reason"], strict=True))
+    kept = dict(zip(questions["question_id"], questions["gold"], strict=True))
     for index, (case, _, expected) in enumerate(PARSE_CASES):
         qid = f"gsm8k-train-{index:05d}"
         if expected is None:
@@ -139,32 +145,43 @@ def test_parse_rows_keeps_every_row() -> None:
 def test_parse_rows_keeps_raw_text_of_rejects() -> None:
     _, rejects = parse_rows([{"question": "Q?", "answer": "no marker"}], "gsm8k", "test")
     assert rejects.row(0, named=True) == {
-        "question_id": "gsm8k-test-00000", "source": "gsm8k", "question": "Q?", "gold_raw": "no marker",
+        "question_id": "gsm8k-test-00000",
+        "source": "gsm8k",
+        "question": "Q?",
+        "gold_raw": "no marker",
         "reason": "gold answer does not parse as gsm8k",
     }
 
 
 def _questions(rows: list[tuple[str, str]]) -> pl.DataFrame:
     return conform(
-        pl.DataFrame([{"question_id": q, "source": "gsm8k", "question": t, "gold": "1", "generator_tier": None}
-                      for q, t in rows], schema=QUESTIONS),
-        QUESTIONS, "questions",
+        pl.DataFrame(
+            [
+                {"question_id": q, "source": "gsm8k", "question": t, "gold": "1", "generator_tier": None}
+                for q, t in rows
+            ],
+            schema=QUESTIONS,
+        ),
+        QUESTIONS,
+        "questions",
     )
 
 
 def test_decontaminate_removes_overlap_and_duplicates() -> None:
-    pool = _questions([
-        ("p0", "How many apples are left?"),
-        ("p1", "how many APPLES are left"),          # duplicate of p0 after normalization
-        ("p2", "What is 2 + 3?"),                     # in the benchmark, modulo spacing and punctuation
-        ("p3", "A unique question."),
-        ("p4", "A unique question"),                  # duplicate of p3
-    ])
+    pool = _questions(
+        [
+            ("p0", "How many apples are left?"),
+            ("p1", "how many APPLES are left"),  # duplicate of p0 after normalization
+            ("p2", "What is 2 + 3?"),  # in the benchmark, modulo spacing and punctuation
+            ("p3", "A unique question."),
+            ("p4", "A unique question"),  # duplicate of p3
+        ]
+    )
     bench = _questions([("b0", "What is 2+3"), ("b1", "Something else entirely?")])
     kept, rejects = decontaminate(pool, bench)
     assert kept["question_id"].to_list() == ["p0", "p3"]
     assert rejects.schema == pl.Schema(REJECTS)
-    assert dict(zip(rejects["question_id"], rejects["reason"])) == {
+    assert dict(zip(rejects["question_id"], rejects["reason"], strict=True)) == {
         "p1": "duplicate of p0",
         "p2": "also in benchmark as b0",
         "p4": "duplicate of p3",
@@ -184,7 +201,8 @@ def test_build_pool_and_benchmarks_on_real_lines() -> None:
     train = read_jsonl(TRAIN_PATH)[:12]
     test = read_jsonl(TEST_PATH)[:6]
     # One contaminated training row (a benchmark question), one malformed line, one without ####.
-    train = train + [
+    train = [
+        *train,
         {"question": test[2]["question"], "answer": test[2]["answer"]},
         {"_malformed": "{broken"},
         {"question": "What is six times seven?", "answer": "42"},
@@ -211,8 +229,11 @@ def test_build_pool_and_benchmarks_on_real_lines() -> None:
 
     contaminated = rejects.filter(pl.col("question_id") == "gsm8k-train-00012")
     assert contaminated["reason"].item() == "also in benchmark as gsm8k-test-00002"
-    assert rejects.filter(pl.col("question_id") == "gsm8k-train-00014")["reason"].item().startswith(
-        "gold answer does not parse")
+    assert (
+        rejects.filter(pl.col("question_id") == "gsm8k-train-00014")["reason"]
+        .item()
+        .startswith("gold answer does not parse")
+    )
 
     # Conservation: every training row and generated question ends up in the pool or the rejects.
     not_test = rejects.filter(~pl.col("question_id").str.starts_with("gsm8k-test-"))
@@ -243,11 +264,17 @@ def test_build_pool_limits_are_seeded() -> None:
 def test_reject_ungradable_golds_once_per_question() -> None:
     frame = conform(
         pl.DataFrame(
-            {"question_id": ["q1", "q2", "q3", "q4"], "source": ["user"] * 4, "question": ["a", "b", "c", "d"],
-             "gold": ["\\frac{1}{2}", "@@", "025", "\\text{(B)}"], "generator_tier": [None] * 4},
+            {
+                "question_id": ["q1", "q2", "q3", "q4"],
+                "source": ["user"] * 4,
+                "question": ["a", "b", "c", "d"],
+                "gold": ["\\frac{1}{2}", "@@", "025", "\\text{(B)}"],
+                "generator_tier": [None] * 4,
+            },
             schema=QUESTIONS,
         ),
-        QUESTIONS, "q",
+        QUESTIONS,
+        "q",
     )
     kept, rejects = reject_ungradable_golds(frame, timeout_s=5, workers=1)
     assert kept["question_id"].to_list() == ["q1", "q3", "q4"]
@@ -259,12 +286,15 @@ def test_reject_ungradable_golds_once_per_question() -> None:
 
 @pytest.mark.parametrize(
     ("limits", "message"),
-    [({"gsm8k_limit": 0, "synthetic_per_tier": 0}, "the pool is empty"),
-     ({"gsm8k_test_limit": 0, "heldout_per_tier": 0}, "the benchmark set is empty")],
+    [
+        ({"gsm8k_limit": 0, "synthetic_per_tier": 0}, "the pool is empty"),
+        ({"gsm8k_test_limit": 0, "heldout_per_tier": 0}, "the benchmark set is empty"),
+    ],
     ids=["pool", "benchmarks"],
 )
 def test_an_empty_pool_or_benchmark_set_fails(limits: dict[str, int], message: str) -> None:
     kwargs = {"gsm8k_limit": 3, "gsm8k_test_limit": 3, "synthetic_per_tier": 1, "heldout_per_tier": 1, **limits}
     with pytest.raises(StageFailure, match=message):
-        build_pool_and_benchmarks(read_jsonl(TRAIN_PATH)[:10], read_jsonl(TEST_PATH)[:10], seed=0, verify_workers=1,
-                                  **kwargs)
+        build_pool_and_benchmarks(
+            read_jsonl(TRAIN_PATH)[:10], read_jsonl(TEST_PATH)[:10], seed=0, verify_workers=1, **kwargs
+        )

@@ -28,8 +28,16 @@ from adacot.prm import (
 )
 from adacot.schemas import ATTEMPTS, PRM_SCORES, QUESTIONS, conform
 
-PRM = PrmParams(kind="generative", backend="local", model="base", served_model=None, api={}, max_steps=3,
-                max_attempts=2, max_step_chars=40)
+PRM = PrmParams(
+    kind="generative",
+    backend="local",
+    model="base",
+    served_model=None,
+    api={},
+    max_steps=3,
+    max_attempts=2,
+    max_step_chars=40,
+)
 
 
 @pytest.mark.parametrize(
@@ -37,8 +45,10 @@ PRM = PrmParams(kind="generative", backend="local", model="base", served_model=N
     [
         ("First add.\n\nThen multiply.\n\nSo \\boxed{6}.", ["First add.", "Then multiply.", "So \\boxed{6}."]),
         ("a = 1\nb = 2\nc = 3\nd = 4", ["b = 2", "c = 3", "d = 4"]),
-        ("We add 2 and 3. That gives 5. So the answer is 5.", ["We add 2 and 3.", "That gives 5.",
-                                                                "So the answer is 5."]),
+        (
+            "We add 2 and 3. That gives 5. So the answer is 5.",
+            ["We add 2 and 3.", "That gives 5.", "So the answer is 5."],
+        ),
         ("<think>\nscratch\n\nmore</think>\nOne.\n\nTwo.", ["One.", "Two."]),
         ("", []),
         ("   \n ", []),
@@ -90,9 +100,20 @@ class ScriptedJudge:
 
 
 def _frames() -> tuple[pl.DataFrame, pl.DataFrame]:
-    questions = conform(pl.DataFrame(
-        {"question_id": ["q1", "q2"], "source": ["synthetic"] * 2, "question": ["2+3?", "4*5?"], "gold": ["5", "20"],
-         "generator_tier": [1, 1]}, schema=QUESTIONS), QUESTIONS, "q")
+    questions = conform(
+        pl.DataFrame(
+            {
+                "question_id": ["q1", "q2"],
+                "source": ["synthetic"] * 2,
+                "question": ["2+3?", "4*5?"],
+                "gold": ["5", "20"],
+                "generator_tier": [1, 1],
+            },
+            schema=QUESTIONS,
+        ),
+        QUESTIONS,
+        "q",
+    )
     rows = [
         ("q1", 0, "2+3=5\n\nSo \\boxed{5}.", "correct"),
         ("q1", 1, "2+3=6\n\nSo \\boxed{6}.", "wrong"),
@@ -101,17 +122,34 @@ def _frames() -> tuple[pl.DataFrame, pl.DataFrame]:
         ("q2", 2, "never scored: over max_attempts", "wrong"),
     ]
     attempts = pl.DataFrame(
-        [{"question_id": q, "sample_index": i, "attempt": t, "status": s, "finish_reason": "stop", "prompt_tokens": 1,
-          "completion_tokens": 1, "model_id": "m", "prompt_version": "v", "reasoning_tokens": 0,
-          "latency_s": 0.0, "served_model": "", "error": None, "reason": "r", "extracted": None}
-         for q, i, t, s in rows])
+        [
+            {
+                "question_id": q,
+                "sample_index": i,
+                "attempt": t,
+                "status": s,
+                "finish_reason": "stop",
+                "prompt_tokens": 1,
+                "completion_tokens": 1,
+                "model_id": "m",
+                "prompt_version": "v",
+                "reasoning_tokens": 0,
+                "latency_s": 0.0,
+                "served_model": "",
+                "error": None,
+                "reason": "r",
+                "extracted": None,
+            }
+            for q, i, t, s in rows
+        ]
+    )
     return questions, conform(attempts, ATTEMPTS, "attempts")
 
 
 def test_failing_attempts_caps_per_question() -> None:
     _, attempts = _frames()
     failed = failing_attempts(attempts, 2)
-    assert list(zip(failed["question_id"], failed["sample_index"])) == [("q1", 1), ("q2", 0), ("q2", 1)]
+    assert list(zip(failed["question_id"], failed["sample_index"], strict=True)) == [("q1", 1), ("q2", 0), ("q2", 1)]
 
 
 def test_score_failures_table_and_combination() -> None:
@@ -123,16 +161,36 @@ def test_score_failures_table_and_combination() -> None:
     assert table.filter(pl.col("question_id") == "q2", pl.col("sample_index") == 1)["step_index"].to_list() == [None]
     cache = metrics.pop("cache")
     assert cache["misses"] == 4 and cache["hits"] == 0
-    assert metrics == {"grader": "generative:judge@1", "questions_scored": 2, "attempts_scored": 3, "steps_scored": 4,
-                       "attempts_without_steps": 1, "mean_step_score": pytest.approx(0.55), "undecided_steps": 0,
-                       "invalid_step_scores": 0, "invalid_examples": []}
+    assert metrics == {
+        "grader": "generative:judge@1",
+        "questions_scored": 2,
+        "attempts_scored": 3,
+        "steps_scored": 4,
+        "attempts_without_steps": 1,
+        "mean_step_score": pytest.approx(0.55),
+        "undecided_steps": 0,
+        "invalid_step_scores": 0,
+        "invalid_examples": [],
+    }
     per_attempt = attempt_scores(table, "mean")
-    assert dict(zip(zip(per_attempt["question_id"], per_attempt["sample_index"]), per_attempt["attempt_score"])) == {
-        ("q1", 1): pytest.approx(0.55), ("q2", 0): pytest.approx(0.55), ("q2", 1): 0.0}
+    assert dict(
+        zip(
+            zip(per_attempt["question_id"], per_attempt["sample_index"], strict=True),
+            per_attempt["attempt_score"],
+            strict=True,
+        )
+    ) == {
+        ("q1", 1): pytest.approx(0.55),
+        ("q2", 0): pytest.approx(0.55),
+        ("q2", 1): 0.0,
+    }
     best = question_scores(table, "min", "best")
-    assert dict(zip(best["question_id"], best["prm_score"])) == {"q1": pytest.approx(0.2), "q2": pytest.approx(0.2)}
+    assert dict(zip(best["question_id"], best["prm_score"], strict=True)) == {
+        "q1": pytest.approx(0.2),
+        "q2": pytest.approx(0.2),
+    }
     mean = question_scores(table, "mean", "mean")
-    assert dict(zip(mean["question_id"], mean["prm_score"]))["q2"] == pytest.approx(0.275)
+    assert dict(zip(mean["question_id"], mean["prm_score"], strict=True))["q2"] == pytest.approx(0.275)
 
 
 def test_local_judge_answers_are_cached_so_reruns_judge_only_new_steps(tmp_path: Path) -> None:
@@ -150,13 +208,21 @@ def test_local_judge_answers_are_cached_so_reruns_judge_only_new_steps(tmp_path:
 
 
 def _api_params(params_raw: dict, url: str, **api: object) -> Params:
-    raw = {**params_raw,
-           "prm": {**params_raw["prm"], "backend": "openai", "served_model": "judge"},
-           "api": {**params_raw["api"], "base_urls": ["http://127.0.0.1:9/v1"], "api_key_env": None},
-           "student": {**params_raw["student"], "api": {}}}
+    raw = {
+        **params_raw,
+        "prm": {**params_raw["prm"], "backend": "openai", "served_model": "judge"},
+        "api": {**params_raw["api"], "base_urls": ["http://127.0.0.1:9/v1"], "api_key_env": None},
+        "student": {**params_raw["student"], "api": {}},
+    }
     # The judge's own server, given as a role override: the top-level api points elsewhere.
-    raw["prm"]["api"] = {"base_urls": [url], "max_retries": 1, "backoff_initial_s": 0.01, "backoff_max_s": 0.02,
-                         "request_timeout_s": 5, **api}
+    raw["prm"]["api"] = {
+        "base_urls": [url],
+        "max_retries": 1,
+        "backoff_initial_s": 0.01,
+        "backoff_max_s": 0.02,
+        "request_timeout_s": 5,
+        **api,
+    }
     return parse_params(raw)
 
 
@@ -169,8 +235,11 @@ def test_api_judge_reads_top_logprobs_through_the_cache(params_raw: dict, tmp_pa
         table, metrics = score_failures(questions, attempts, judge, PRM)
         asked = server.answered
         # Each step's score is the server's P(Yes) for that judge prompt (every spelling of yes/no summed).
-        expected = [judge_p_yes(conv[1]["content"]) for q, steps in [
-            ("2+3?", ["2+3=6", "So \\boxed{6}."]), ("4*5?", ["4*5=9", "guess"])] for conv in judge_conversations(q, steps)]
+        expected = [
+            judge_p_yes(conv[1]["content"])
+            for q, steps in [("2+3?", ["2+3=6", "So \\boxed{6}."]), ("4*5?", ["4*5=9", "guess"])]
+            for conv in judge_conversations(q, steps)
+        ]
         assert table["step_score"].drop_nulls().to_list() == pytest.approx(expected)
         assert asked == 4 and metrics["cache"]["misses"] == 4 and metrics["api"]["requests_sent"] == 4
 
@@ -210,8 +279,16 @@ def test_generative_judge_needs_probabilities() -> None:
 
 def _engine(backend: str) -> EngineParams:
     return EngineParams(
-        backend=backend, dtype="float32", max_model_len=1024, enforce_eager=True, in_process=True, batch_requests=64,
-        cpu_kvcache_space_gib=1, cpu_threads=2, gpu_memory_utilization=0.9, tensor_parallel_size=1,
+        backend=backend,
+        dtype="float32",
+        max_model_len=1024,
+        enforce_eager=True,
+        in_process=True,
+        batch_requests=64,
+        cpu_kvcache_space_gib=1,
+        cpu_threads=2,
+        gpu_memory_utilization=0.9,
+        tensor_parallel_size=1,
         data_parallel_size=1,
     )
 
@@ -287,8 +364,9 @@ def test_discriminative_prm_with_a_broken_head_is_caught(base_model: Path, tmp_p
     from adacot.llm.vllm_backend import VllmProcessRewardModel
 
     questions, attempts = _frames()
-    prm = VllmProcessRewardModel(_with_head(base_model, tmp_path / "nan", "nan"), "nan-head@test", _engine("vllm"),
-                                 seed=0)
+    prm = VllmProcessRewardModel(
+        _with_head(base_model, tmp_path / "nan", "nan"), "nan-head@test", _engine("vllm"), seed=0
+    )
     try:
         table, metrics = score_failures(questions, attempts, prm, PRM)
     finally:
@@ -297,9 +375,15 @@ def test_discriminative_prm_with_a_broken_head_is_caught(base_model: Path, tmp_p
     assert scored.height == metrics["invalid_step_scores"] == 4
     assert scored["step_score"].null_count() == 4
     assert all(e.startswith("non-finite step score nan") for e in scored["error"])
-    levels = LevelsParams(rule="prm", solved_pass_rate=0.8, min_pass_rate={"medium": 0.6, "hard": 0.4,
-                          "very_hard": 0.2}, edges="quantile", min_score={"medium": 0.75, "hard": 0.5,
-                          "very_hard": 0.25}, aggregate="min", score_attempt="best")
+    levels = LevelsParams(
+        rule="prm",
+        solved_pass_rate=0.8,
+        min_pass_rate={"medium": 0.6, "hard": 0.4, "very_hard": 0.2},
+        edges="quantile",
+        min_score={"medium": 0.75, "hard": 0.5, "very_hard": 0.25},
+        aggregate="min",
+        score_attempt="best",
+    )
     with pytest.raises(StageFailure, match="not numbers in \\[0, 1\\]"):
         assign_levels(questions, attempts, levels, table)
 
@@ -316,11 +400,18 @@ class _Returns:
         return [[self.values.pop(0) for _ in steps] for _, steps in items]
 
 
-@pytest.mark.parametrize(("value", "reason"), [
-    (float("nan"), "non-finite step score nan"), (float("inf"), "non-finite step score inf"),
-    (-float("inf"), "non-finite step score -inf"), (1.5, "outside [0, 1]"), (-0.1, "outside [0, 1]"),
-    ("x", "not a number"), (None, "not a number"),
-])
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (float("nan"), "non-finite step score nan"),
+        (float("inf"), "non-finite step score inf"),
+        (-float("inf"), "non-finite step score -inf"),
+        (1.5, "outside [0, 1]"),
+        (-0.1, "outside [0, 1]"),
+        ("x", "not a number"),
+        (None, "not a number"),
+    ],
+)
 def test_a_step_score_that_is_no_number_becomes_an_error_row(value: object, reason: str) -> None:
     questions, attempts = _frames()
     table, metrics = score_failures(questions, attempts, _Returns([0.9, value, 0.4, 0.7]), PRM)
@@ -334,14 +425,25 @@ def test_a_step_score_that_is_no_number_becomes_an_error_row(value: object, reas
 def test_levels_refuse_a_failing_question_with_an_invalid_score_but_not_a_solved_one() -> None:
     questions, attempts = _frames()
     table, _ = score_failures(questions, attempts, _Returns([0.9, float("nan"), 0.4, 0.7]), PRM)
-    strict = LevelsParams(rule="prm", solved_pass_rate=1.0, min_pass_rate={"medium": 0.6, "hard": 0.4,
-                          "very_hard": 0.2}, edges="quantile", min_score={"medium": 0.75, "hard": 0.5,
-                          "very_hard": 0.25}, aggregate="min", score_attempt="best")
+    strict = LevelsParams(
+        rule="prm",
+        solved_pass_rate=1.0,
+        min_pass_rate={"medium": 0.6, "hard": 0.4, "very_hard": 0.2},
+        edges="quantile",
+        min_score={"medium": 0.75, "hard": 0.5, "very_hard": 0.25},
+        aggregate="min",
+        score_attempt="best",
+    )
     with pytest.raises(StageFailure, match="1 failing question"):
         assign_levels(questions, attempts, strict, table)
     # q1 (the NaN's question) solves half its attempts: with solved_pass_rate 0.5 it is easy, so its
     # scores decide nothing and q2's valid scores level the rest.
-    lenient = LevelsParams.model_validate({**strict.model_dump(), "solved_pass_rate": 0.5,
-                                           "min_pass_rate": {"medium": 0.4, "hard": 0.3, "very_hard": 0.2}})
+    lenient = LevelsParams.model_validate(
+        {
+            **strict.model_dump(),
+            "solved_pass_rate": 0.5,
+            "min_pass_rate": {"medium": 0.4, "hard": 0.3, "very_hard": 0.2},
+        }
+    )
     database, _ = assign_levels(questions, attempts, lenient, table)
     assert dict(zip(database["question_id"], database["level"], strict=True))["q1"] == "easy"

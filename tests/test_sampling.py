@@ -24,7 +24,7 @@ EQUAL = {lv: 1.0 for lv in LEVELS}
 
 
 def _quota(easy: int, medium: int, hard: int, very_hard: int, extreme: int) -> dict[str, int]:
-    return dict(zip(LEVELS, (easy, medium, hard, very_hard, extreme)))
+    return dict(zip(LEVELS, (easy, medium, hard, very_hard, extreme), strict=True))
 
 
 # (id, n, shares, expected quotas)
@@ -44,26 +44,30 @@ LARGEST_REMAINDER_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("n", "shares", "expected"), [c[1:] for c in LARGEST_REMAINDER_CASES],
-                         ids=[c[0] for c in LARGEST_REMAINDER_CASES])
+@pytest.mark.parametrize(
+    ("n", "shares", "expected"), [c[1:] for c in LARGEST_REMAINDER_CASES], ids=[c[0] for c in LARGEST_REMAINDER_CASES]
+)
 def test_largest_remainder_exact(n: int, shares: dict[str, float], expected: dict[str, int]) -> None:
     assert largest_remainder(n, shares) == expected
 
 
-@pytest.mark.parametrize(("n", "shares", "match"), [
-    (-1, PAPER_SHARES, "n must be >= 0"),
-    (5, {lv: 0.0 for lv in LEVELS}, "positive sum"),
-])
+@pytest.mark.parametrize(
+    ("n", "shares", "match"),
+    [
+        (-1, PAPER_SHARES, "n must be >= 0"),
+        (5, {lv: 0.0 for lv in LEVELS}, "positive sum"),
+    ],
+)
 def test_largest_remainder_rejects_bad_input(n: int, shares: dict[str, float], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         largest_remainder(n, shares)
 
 
 weights_st = st.lists(st.floats(min_value=0, max_value=100, allow_nan=False), min_size=5, max_size=5).map(
-    lambda ws: dict(zip(LEVELS, ws))
+    lambda ws: dict(zip(LEVELS, ws, strict=True))
 )
 available_st = st.lists(st.integers(min_value=0, max_value=60), min_size=5, max_size=5).map(
-    lambda xs: dict(zip(LEVELS, xs))
+    lambda xs: dict(zip(LEVELS, xs, strict=True))
 )
 
 
@@ -81,10 +85,15 @@ def test_largest_remainder_sums_to_n_and_rounds_to_neighbours(n: int, shares: di
         assert quotas[level] >= 0
 
 
-@given(n=st.integers(min_value=0, max_value=200), shares=weights_st, available=available_st,
-       shortage=st.sampled_from(["nearest", "fewer"]))
-def test_allocate_never_exceeds_available(n: int, shares: dict[str, float], available: dict[str, int],
-                                          shortage: str) -> None:
+@given(
+    n=st.integers(min_value=0, max_value=200),
+    shares=weights_st,
+    available=available_st,
+    shortage=st.sampled_from(["nearest", "fewer"]),
+)
+def test_allocate_never_exceeds_available(
+    n: int, shares: dict[str, float], available: dict[str, int], shortage: str
+) -> None:
     assume(sum(shares.values()) > 1e-6)
     quotas, ideal = allocate_quotas(n, shares, available, shortage)
     assert ideal == largest_remainder(n, shares)
@@ -93,8 +102,9 @@ def test_allocate_never_exceeds_available(n: int, shares: dict[str, float], avai
 
 
 @given(n=st.integers(min_value=0, max_value=200), shares=weights_st, available=available_st)
-def test_nearest_gives_min_of_n_and_total_available(n: int, shares: dict[str, float],
-                                                    available: dict[str, int]) -> None:
+def test_nearest_gives_min_of_n_and_total_available(
+    n: int, shares: dict[str, float], available: dict[str, int]
+) -> None:
     assume(sum(shares.values()) > 1e-6)
     quotas, ideal = allocate_quotas(n, shares, available, "nearest")
     assert sum(quotas.values()) == min(n, sum(available.values()))
@@ -145,10 +155,12 @@ NEAREST_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("n", "shares", "available", "expected"), [c[1:] for c in NEAREST_CASES],
-                         ids=[c[0] for c in NEAREST_CASES])
-def test_nearest_redistribution(n: int, shares: dict[str, float], available: dict[str, int],
-                                expected: dict[str, int]) -> None:
+@pytest.mark.parametrize(
+    ("n", "shares", "available", "expected"), [c[1:] for c in NEAREST_CASES], ids=[c[0] for c in NEAREST_CASES]
+)
+def test_nearest_redistribution(
+    n: int, shares: dict[str, float], available: dict[str, int], expected: dict[str, int]
+) -> None:
     quotas, _ = allocate_quotas(n, shares, available, "nearest")
     assert quotas == expected
 
@@ -158,11 +170,22 @@ def make_database(counts: dict[str, int]) -> pl.DataFrame:
     rows = []
     for level, count in counts.items():
         for i in range(count):
-            rows.append({
-                "question_id": f"q-{i:04d}-{level}", "source": "synthetic", "question": f"{level} question {i}",
-                "gold": str(i), "generator_tier": 1, "attempts": 4, "correct": 0, "pass_rate": 0.0,
-                "prm_score": None, "level": level, "grader_version": "test", "completion_tokens": 10,
-            })
+            rows.append(
+                {
+                    "question_id": f"q-{i:04d}-{level}",
+                    "source": "synthetic",
+                    "question": f"{level} question {i}",
+                    "gold": str(i),
+                    "generator_tier": 1,
+                    "attempts": 4,
+                    "correct": 0,
+                    "pass_rate": 0.0,
+                    "prm_score": None,
+                    "level": level,
+                    "grader_version": "test",
+                    "completion_tokens": 10,
+                }
+            )
     return conform(pl.DataFrame(rows, schema_overrides={"prm_score": pl.Float64}), DATABASE, "database")
 
 
@@ -238,11 +261,11 @@ def test_sample_questions_reproducible_across_processes() -> None:
     hashes = []
     for hash_seed in ("1", "2"):  # different str-hash randomization per process must not matter
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
-        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True,
-                              timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True, timeout=120
+        )
         hashes.append(done.stdout.strip())
-    sample, _ = sample_questions(make_database({lv: 30 for lv in LEVELS}), PAPER_SHARES, 40, seed=7,
-                                 shortage="nearest")
+    sample, _ = sample_questions(make_database({lv: 30 for lv in LEVELS}), PAPER_SHARES, 40, seed=7, shortage="nearest")
     here = hashlib.sha256(",".join(sample["question_id"]).encode()).hexdigest()
     assert len(hashes[0]) == 64
     assert hashes[0] == hashes[1] == here
@@ -266,7 +289,7 @@ def test_random_strategy_shortage() -> None:
     database = make_database({"easy": 3})
     sample, _ = sample_questions(database, PAPER_SHARES, 10, seed=0, shortage="fewer", strategy="random")
     assert sample.height == 3
-    with pytest.raises(ShortageError, match="fewer than sample.size=10"):
+    with pytest.raises(ShortageError, match=r"fewer than sample\.size=10"):
         sample_questions(database, PAPER_SHARES, 10, seed=0, shortage="fail", strategy="random")
 
 
@@ -280,7 +303,9 @@ def test_p_eval_from_a_fixture_histogram_changes_the_sample() -> None:
     sample, metrics = sample_questions(database, shares, 20, seed=0, shortage="nearest")
     assert metrics["effective_quota"] == {"easy": 2, "medium": 2, "hard": 4, "very_hard": 0, "extreme": 12}
     by_weights, _ = sample_questions(database, PAPER_SHARES, 20, seed=0, shortage="nearest")
-    assert by_weights["level"].value_counts().sort("level").rows() != sample["level"].value_counts().sort("level").rows()
+    assert (
+        by_weights["level"].value_counts().sort("level").rows() != sample["level"].value_counts().sort("level").rows()
+    )
     with pytest.raises(ValueError, match="no graded questions"):
         eval_shares(eval_db.head(0))
 
@@ -289,8 +314,7 @@ def test_eval_overlap_counts_evaluation_questions_in_the_sample() -> None:
     from adacot.sampling import eval_overlap
 
     database = make_database({"easy": 5})
-    eval_db = make_database({"medium": 2}).with_columns(
-        question=pl.Series(["EASY question 1!", "something else"]))
+    eval_db = make_database({"medium": 2}).with_columns(question=pl.Series(["EASY question 1!", "something else"]))
     assert eval_overlap(database, eval_db) == 1
     assert eval_overlap(database, make_database({"medium": 2})) == 0
 

@@ -35,10 +35,19 @@ SECRET = "sk-adacot-crash-drill-0f3c9a71"
 
 
 def _sample(path: Path) -> None:
-    frame = generate_synthetic(8, seed=0, split="pool").head(QUESTIONS).with_columns(
-        attempts=pl.lit(2, pl.Int32), correct=pl.lit(0, pl.Int32), pass_rate=pl.lit(0.0),
-        prm_score=pl.lit(0.1), level=pl.lit("extreme"),
-        grader_version=pl.lit("test"), completion_tokens=pl.lit(0, pl.Int64), target_share=pl.lit(1.0),
+    frame = (
+        generate_synthetic(8, seed=0, split="pool")
+        .head(QUESTIONS)
+        .with_columns(
+            attempts=pl.lit(2, pl.Int32),
+            correct=pl.lit(0, pl.Int32),
+            pass_rate=pl.lit(0.0),
+            prm_score=pl.lit(0.1),
+            level=pl.lit("extreme"),
+            grader_version=pl.lit("test"),
+            completion_tokens=pl.lit(0, pl.Int64),
+            target_share=pl.lit(1.0),
+        )
     )
     write_table(conform(frame, SAMPLE, "sample"), SAMPLE, path)
 
@@ -55,9 +64,22 @@ def _project(tmp_path: Path, params_raw: dict[str, Any], url: str) -> Path:
 
 
 def _stage(project: Path) -> subprocess.Popen[str]:
-    cmd = [sys.executable, str(ROOT / "stages" / "generate_solutions.py"), "--sample", "sample.parquet",
-           "--base-model", "unused", "--prompts", str(ROOT / "prompts" / "math.yaml"), "--cache-dir", "cache",
-           "--solutions", "out/solutions.parquet", "--metrics", "out/metrics.json"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "stages" / "generate_solutions.py"),
+        "--sample",
+        "sample.parquet",
+        "--base-model",
+        "unused",
+        "--prompts",
+        str(ROOT / "prompts" / "math.yaml"),
+        "--cache-dir",
+        "cache",
+        "--solutions",
+        "out/solutions.parquet",
+        "--metrics",
+        "out/metrics.json",
+    ]
     env = {**os.environ, "ADACOT_DRILL_KEY": SECRET}
     return subprocess.Popen(cmd, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 

@@ -11,7 +11,9 @@ import pytest
 
 from adacot.verify.code import Limits, run_program, run_programs
 
-pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap not installed (make setup installs it)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("bwrap") is None, reason="bubblewrap not installed (make setup installs it)"
+)
 
 CODE = Path(__file__).resolve().parents[1] / "data" / "benchmarks" / "code"
 FAST = Limits(wall_s=5.0, cpu_s=3, memory_mb=512, output_bytes=16 * 1024, total_wall_s=20.0)
@@ -21,8 +23,11 @@ def test_stdio_pass_and_fail_names_test() -> None:
     program = "a, b = map(int, input().split())\nprint(a + b)\n"
     ok = run_program(program, [{"kind": "stdio", "input": "1 2\n", "output": "3\n"}], FAST)
     assert ok.status == "pass"
-    bad = run_program(program, [{"kind": "stdio", "input": "1 2", "output": "3"},
-                                {"kind": "stdio", "input": "2 2", "output": "5"}], FAST)
+    bad = run_program(
+        program,
+        [{"kind": "stdio", "input": "1 2", "output": "3"}, {"kind": "stdio", "input": "2 2", "output": "5"}],
+        FAST,
+    )
     assert (bad.status, bad.failed_test, bad.expected, bad.got.strip()) == ("fail", 1, "5", "4")
 
 
@@ -54,8 +59,11 @@ def test_network_refused() -> None:
 def test_writes_outside_temp_dir_fail(tmp_path: Path) -> None:
     # The host filesystem is visible read-only (and the host's /tmp is replaced by a private tmpfs, so a
     # checkout under /tmp is not even visible): every write outside the sandbox's own dir fails.
-    targets = [Path("/etc/adacot-sandbox-escape.txt"), Path(__file__).resolve().parent / "sandbox-escape.txt",
-               tmp_path / "escape.txt"]
+    targets = [
+        Path("/etc/adacot-sandbox-escape.txt"),
+        Path(__file__).resolve().parent / "sandbox-escape.txt",
+        tmp_path / "escape.txt",
+    ]
     for target in targets:
         program = f"open({str(target)!r}, 'w').write('x')\n"
         verdict = run_program(program, [{"kind": "stdio", "input": "", "output": ""}], FAST)
@@ -100,7 +108,7 @@ def test_humaneval_correct_passes_wrong_fails() -> None:
 def test_all_humaneval_canonical_solutions_pass() -> None:
     tasks = _humaneval()
     verdicts = run_programs([(t["prompt"] + t["canonical_solution"], _he_tests(t)) for t in tasks], FAST, workers=2)
-    failed = [(t["task_id"], v.reason) for t, v in zip(tasks, verdicts) if v.status != "pass"]
+    failed = [(t["task_id"], v.reason) for t, v in zip(tasks, verdicts, strict=True) if v.status != "pass"]
     assert failed == [], failed
 
 
@@ -115,7 +123,7 @@ def test_all_mbpp_reference_solutions_pass() -> None:
     # (a timeout under FAST's 3 s); the reference run uses a 10 s CPU limit so it is judged, not starved.
     generous = Limits(wall_s=30.0, cpu_s=10, memory_mb=1024, total_wall_s=60.0)
     verdicts = run_programs(items, generous, workers=2)
-    failed = [(t["task_id"], v.status, v.reason) for t, v in zip(tasks, verdicts) if v.status != "pass"]
+    failed = [(t["task_id"], v.status, v.reason) for t, v in zip(tasks, verdicts, strict=True) if v.status != "pass"]
     assert failed == [], failed
 
 

@@ -14,8 +14,16 @@ pytestmark = pytest.mark.slow
 
 def engine(backend: str) -> EngineParams:
     return EngineParams(
-        backend=backend, dtype="float32", max_model_len=512, enforce_eager=True, in_process=True, batch_requests=64,
-        cpu_kvcache_space_gib=1, cpu_threads=2, gpu_memory_utilization=0.9, tensor_parallel_size=1,
+        backend=backend,
+        dtype="float32",
+        max_model_len=512,
+        enforce_eager=True,
+        in_process=True,
+        batch_requests=64,
+        cpu_kvcache_space_gib=1,
+        cpu_threads=2,
+        gpu_memory_utilization=0.9,
+        tensor_parallel_size=1,
         data_parallel_size=1,
     )
 

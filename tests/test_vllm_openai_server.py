@@ -41,9 +41,26 @@ def vllm_server(base_model: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     port = _free_port()
     log = tmp_path_factory.mktemp("vllm-server") / "server.log"
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "OMP_NUM_THREADS": "2"}
-    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(base_model),
-           "--served-model-name", SERVED, "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
-           "--max-model-len", "1024", "--enforce-eager", "--seed", "0"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(base_model),
+        "--served-model-name",
+        SERVED,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dtype",
+        "float32",
+        "--max-model-len",
+        "1024",
+        "--enforce-eager",
+        "--seed",
+        "0",
+    ]
     with log.open("w") as handle:
         proc = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}/v1"
@@ -75,8 +92,13 @@ def _teacher_params(params_raw: dict[str, Any], url: str) -> Any:
     raw = {
         **params_raw,
         "teacher": {**params_raw["teacher"], "backend": "openai", "model": SERVED},
-        "api": {**params_raw["api"], "base_urls": [url], "api_key_env": None, "max_concurrency": 8,
-                "request_timeout_s": 300},
+        "api": {
+            **params_raw["api"],
+            "base_urls": [url],
+            "api_key_env": None,
+            "max_concurrency": 8,
+            "request_timeout_s": 300,
+        },
     }
     return parse_params(raw)
 
@@ -99,8 +121,9 @@ def test_teacher_role_over_vllm_openai_server(vllm_server: str, params_raw: dict
     assert any(c.text.strip() for c in rows)
     assert len(cache) == 6
 
-    again, stats = cached_complete(OpenAIChatModel(SERVED, params.api, None), conversations, sampling, 2, cache,
-                                   progress=False)
+    again, stats = cached_complete(
+        OpenAIChatModel(SERVED, params.api, None), conversations, sampling, 2, cache, progress=False
+    )
     assert stats.hits == 6 and stats.misses == 0
     assert [[c.text for c in row] for row in again] == [[c.text for c in row] for row in first]
 
@@ -114,17 +137,24 @@ def test_fan_out_against_vllm_server(vllm_server: str, params_raw: dict[str, Any
     assert all(c.prompt_tokens > 0 and c.completion_tokens > 0 for c in out[0])
 
 
-def test_served_judge_agrees_with_the_local_judge(vllm_server: str, params_raw: dict[str, Any], base_model: Path,
-                                                  tmp_path: Path) -> None:
+def test_served_judge_agrees_with_the_local_judge(
+    vllm_server: str, params_raw: dict[str, Any], base_model: Path, tmp_path: Path
+) -> None:
     # prm.backend=openai: the same weights served by vLLM give the same step scores as the local engine,
     # read from the first token's top_logprobs; a second scoring is answered by the cache.
     from adacot.config import EngineParams
     from adacot.llm import open_local_model
     from adacot.prm import GenerativeJudge, open_scorer
 
-    raw = {**params_raw, "prm": {**params_raw["prm"], "backend": "openai", "served_model": SERVED,
-                                 "api": {"base_urls": [vllm_server], "api_key_env": None, "request_timeout_s": 300,
-                                         "max_concurrency": 8}}}
+    raw = {
+        **params_raw,
+        "prm": {
+            **params_raw["prm"],
+            "backend": "openai",
+            "served_model": SERVED,
+            "api": {"base_urls": [vllm_server], "api_key_env": None, "request_timeout_s": 300, "max_concurrency": 8},
+        },
+    }
     params = parse_params(raw)
     items = [("What is 2 + 3?", ["2 + 3 = 5.", "So the answer is \\boxed{5}."]), ("What is 4 * 5?", ["4 * 5 = 9."])]
     served_judge = open_scorer(params, base_model, tmp_path / "cache")
@@ -132,9 +162,19 @@ def test_served_judge_agrees_with_the_local_judge(vllm_server: str, params_raw: 
     served = served_judge.score(items)
     assert served_judge.metrics()["cache"]["misses"] == 3
 
-    engine = EngineParams(backend="vllm", dtype="float32", max_model_len=1024, enforce_eager=True, in_process=True,
-                          batch_requests=64, cpu_kvcache_space_gib=1, cpu_threads=2, gpu_memory_utilization=0.9,
-                          tensor_parallel_size=1, data_parallel_size=1)
+    engine = EngineParams(
+        backend="vllm",
+        dtype="float32",
+        max_model_len=1024,
+        enforce_eager=True,
+        in_process=True,
+        batch_requests=64,
+        cpu_kvcache_space_gib=1,
+        cpu_threads=2,
+        gpu_memory_utilization=0.9,
+        tensor_parallel_size=1,
+        data_parallel_size=1,
+    )
     local_model = open_local_model(base_model, engine, seed=0)
     try:
         local = GenerativeJudge(local_model).score(items)

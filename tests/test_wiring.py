@@ -181,8 +181,14 @@ def _join(prefix: str, key: str) -> str:
 class ParamsReads(ast.NodeVisitor):
     """Collect the params keys a function reads, given which of its variables hold params or sections."""
 
-    def __init__(self, module: str, tracked: dict[str, Tracked], reads: Reads, depth: int = 0,
-                 visited: set[tuple[str, str, str]] | None = None) -> None:
+    def __init__(
+        self,
+        module: str,
+        tracked: dict[str, Tracked],
+        reads: Reads,
+        depth: int = 0,
+        visited: set[tuple[str, str, str]] | None = None,
+    ) -> None:
         self.module = module
         self.tracked = dict(tracked)
         self.reads = reads
@@ -226,8 +232,12 @@ class ParamsReads(ast.NodeVisitor):
                 self.tracked[node.targets[0].id] = where
                 return
         # `args, params = setup(...)`: the stage's params.
-        if (isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "setup"
-                and isinstance(node.targets[0], ast.Tuple)):
+        if (
+            isinstance(value, ast.Call)
+            and isinstance(value.func, ast.Name)
+            and value.func.id == "setup"
+            and isinstance(node.targets[0], ast.Tuple)
+        ):
             target = node.targets[0].elts[-1]
             if isinstance(target, ast.Name):
                 self.tracked[target.id] = Tracked("", Params)
@@ -344,8 +354,9 @@ def stage_params_reads(script: Path) -> Reads:
 class _ScriptReads(ParamsReads):
     """``ParamsReads`` for a stage script, which is not an importable module: names resolve by its imports."""
 
-    def __init__(self, name: str, imports: dict[str, tuple[str, str]], tracked: dict[str, Tracked],
-                 reads: Reads) -> None:
+    def __init__(
+        self, name: str, imports: dict[str, tuple[str, str]], tracked: dict[str, Tracked], reads: Reads
+    ) -> None:
         super().__init__(name, tracked, reads)
         self._imports = imports
 
@@ -358,8 +369,11 @@ class _ScriptReads(ParamsReads):
                 target = _resolve(original, module)
                 if target is not None:
                     passed = [(i, h) for i, a in enumerate(node.args) if (h := self._held(a)) is not None]
-                    passed += [(k.arg, h) for k in node.keywords
-                               if k.arg is not None and (h := self._held(k.value)) is not None]
+                    passed += [
+                        (k.arg, h)
+                        for k in node.keywords
+                        if k.arg is not None and (h := self._held(k.value)) is not None
+                    ]
                     if passed:
                         self._follow(target, passed)
                     for arg in node.args:
@@ -389,7 +403,7 @@ def _stage_entries(dvc: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     for name, body in dvc["stages"].items():
         if "foreach" in body:
             items = body["foreach"]
-            keys = list(items) if isinstance(items, dict) else list(items)
+            keys = list(items)  # a dict's keys, or a list's items
             for key in keys:
                 out.append((f"{name}@{key}", body["do"]))
         else:
@@ -464,8 +478,18 @@ def test_stage_reads_are_found() -> None:
     by_name = {s.name: s for s in STAGES}
     generate = stage_params_reads(by_name["generate_solutions"].script).keys
     # Directly, through a section alias, through sampling_from, through role_api and open_teacher_model.
-    assert {"teacher.attempts", "teacher.max_tokens", "teacher.temperature", "teacher.top_p", "api",
-            "teacher.api", "teacher.backend", "teacher.model", "seed", "engine"} <= generate
+    assert {
+        "teacher.attempts",
+        "teacher.max_tokens",
+        "teacher.temperature",
+        "teacher.top_p",
+        "api",
+        "teacher.api",
+        "teacher.backend",
+        "teacher.model",
+        "seed",
+        "engine",
+    } <= generate
     assert "teacher.keep_unverified" not in generate
     assert "dist.from" in stage_params_reads(by_name["sample_questions"].script).keys
     assert "prm" in {k.split(".")[0] for k in stage_params_reads(by_name["score_failures@pool"].script).keys}
@@ -473,8 +497,13 @@ def test_stage_reads_are_found() -> None:
     assert {"student.backend", "student.api", "grade.attempts", "engine"} <= grade
     assert not any(k.startswith("teacher") for k in grade)
     closure = {p.relative_to(ROOT).as_posix() for p in module_closure(by_name["evaluate@base"].script)}
-    assert {"src/adacot/evaluation.py", "src/adacot/verify/frames.py", "src/adacot/verify/math.py",
-            "src/adacot/llm/vllm_backend.py", "src/adacot/__init__.py"} <= closure
+    assert {
+        "src/adacot/evaluation.py",
+        "src/adacot/verify/frames.py",
+        "src/adacot/verify/math.py",
+        "src/adacot/llm/vllm_backend.py",
+        "src/adacot/__init__.py",
+    } <= closure
     assert "src/adacot/verify/code.py" not in closure
 
 

@@ -24,7 +24,10 @@ def _verify_math(args: argparse.Namespace) -> int:
         workers=args.workers,
         progress=True,
     )
-    out = [{**r, "status": v.status, "reason": v.reason, "extracted": v.extracted} for r, v in zip(rows, verdicts)]
+    out = [
+        {**r, "status": v.status, "reason": v.reason, "extracted": v.extracted}
+        for r, v in zip(rows, verdicts, strict=True)
+    ]
     write_jsonl(args.output, out)
     _print_counts(out)
     return 0
@@ -38,7 +41,7 @@ def _verify_code(args: argparse.Namespace) -> int:
     limits = Limits(wall_s=args.timeout_s, cpu_s=max(1, int(args.timeout_s)))
     runnable = [i for i, r in enumerate(rows) if isinstance(r.get("program"), str) and isinstance(r.get("tests"), list)]
     ran = run_programs([(rows[i]["program"], rows[i]["tests"]) for i in runnable], limits, args.workers, progress=True)
-    verdicts: dict[int, CodeVerdict] = dict(zip(runnable, ran))
+    verdicts: dict[int, CodeVerdict] = dict(zip(runnable, ran, strict=True))
     out = []
     for i, row in enumerate(rows):
         v = verdicts.get(i) or CodeVerdict("sandbox_error", "row needs a string `program` and a list `tests`")

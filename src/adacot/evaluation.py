@@ -49,17 +49,25 @@ def evaluate_model(
     """
     benchmarks = conform(benchmarks, BENCHMARK, "benchmarks")
     if benchmarks.height == 0:
-        raise StageFailure("evaluate: there are no benchmark questions; prepare_pool's `pool.gsm8k_test_limit` "
-                           "and `pool.heldout_per_tier` set how many it draws")
+        raise StageFailure(
+            "evaluate: there are no benchmark questions; prepare_pool's `pool.gsm8k_test_limit` "
+            "and `pool.heldout_per_tier` set how many it draws"
+        )
     frame, cache_metrics = collect_responses(
         benchmarks, model, prompts, "student", sampling, samples, cache, batch_requests, "evaluate"
     )
     info = benchmarks.select("question_id", "benchmark", "gold")
     frame = frame.join(info, on="question_id", how="left")
-    verdicts = verdict_columns(frame["gold"].to_list(), frame["text"].to_list(), frame["finish_reason"].to_list(), verify,
-                     frame["error"].to_list())
-    table = conform(pl.concat([frame.rename({"text": "response"}), verdicts], how="horizontal"),
-                    EVAL_RESPONSES, "responses")
+    verdicts = verdict_columns(
+        frame["gold"].to_list(),
+        frame["text"].to_list(),
+        frame["finish_reason"].to_list(),
+        verify,
+        frame["error"].to_list(),
+    )
+    table = conform(
+        pl.concat([frame.rename({"text": "response"}), verdicts], how="horizontal"), EVAL_RESPONSES, "responses"
+    )
     per_benchmark: dict[str, Any] = {}
     for name in sorted(set(table["benchmark"].to_list())):
         sub = table.filter(pl.col("benchmark") == name)

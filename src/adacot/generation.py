@@ -1,11 +1,11 @@
 """Teacher solutions: sample m chains of thought per sampled question, then keep verified ones as SFT data.
 
 ``generate_solutions`` asks the teacher (any ``ChatModel``) through the response cache and records every
-attempt with usage and finish_reason; ``select_solutions`` judges them with the shared verifier, marks
-one kept solution per question (the first verified one, or with ``keep_unverified`` the first complete
-one that commits to an answer) and builds the prompt/completion rows TRL trains on. Rejected rows are kept with their reasons.
-``require_kept`` fails the stage when no row is kept (an empty SFT set would train nothing).
-This module does not train.
+attempt with usage and finish_reason; ``select_solutions`` checks them with the shared verifier,
+marks one kept solution per question (the first verified one, or with ``keep_unverified`` the first
+complete one that commits to an answer) and builds the prompt/completion rows TRL trains on. Rejected
+rows are kept with their reasons. ``require_kept`` fails the stage when no row is kept (an empty SFT set
+would train nothing). This module does not train.
 """
 
 from __future__ import annotations
@@ -38,8 +38,9 @@ def generate_solutions(
     An empty sample is a ``StageFailure`` (there would be nothing to train on).
     """
     if sample.height == 0:
-        raise StageFailure("generate_solutions: the sample is empty, nothing to ask the teacher; see "
-                           "sample_questions' metrics")
+        raise StageFailure(
+            "generate_solutions: the sample is empty, nothing to ask the teacher; see sample_questions' metrics"
+        )
     frame, cache_metrics = collect_responses(
         sample, teacher, prompts, "teacher", sampling, attempts, cache, batch_requests, "teacher", price
     )
@@ -65,8 +66,13 @@ def select_solutions(
 ) -> tuple[pl.DataFrame, list[dict[str, Any]], dict[str, Any]]:
     """(all solutions with verdict and `kept`, SFT rows, metrics)."""
     solutions = conform(solutions, SOLUTIONS, "solutions").sort("question_id", "sample_index")
-    verdicts = verdict_columns(solutions["gold"].to_list(), solutions["solution"].to_list(),
-                     solutions["finish_reason"].to_list(), verify, solutions["error"].to_list())
+    verdicts = verdict_columns(
+        solutions["gold"].to_list(),
+        solutions["solution"].to_list(),
+        solutions["finish_reason"].to_list(),
+        verify,
+        solutions["error"].to_list(),
+    )
     checked = pl.concat([solutions, verdicts], how="horizontal")
     # Rank candidates per question: verified first; then (only if allowed) complete unverified ones.
     eligible = pl.col("status") == "correct"
@@ -105,7 +111,7 @@ def select_solutions(
         "solutions": table.height,
         "questions": questions,
         "by_status": status_counts(table["status"]),
-        "verified_fraction": float((table["status"] == "correct").mean()) if table.height else 0.0,
+        "verified_fraction": (table["status"] == "correct").sum() / table.height if table.height else 0.0,
         "questions_with_verified_solution": int(kept.filter(pl.col("status") == "correct").height),
         "kept": kept.height,
         "kept_unverified": int(kept.filter(pl.col("status") != "correct").height),

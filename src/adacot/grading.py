@@ -36,21 +36,30 @@ def grade_attempts(
     No questions is a ``StageFailure``: levels of nothing would make every later stage empty.
     """
     if questions.height == 0:
-        raise StageFailure("grade_questions: the question table is empty, nothing to grade; prepare_pool's "
-                           "metrics say what it kept and rejected (the `pool` params set the sizes)")
+        raise StageFailure(
+            "grade_questions: the question table is empty, nothing to grade; prepare_pool's "
+            "metrics say what it kept and rejected (the `pool` params set the sizes)"
+        )
     frame, cache_metrics = collect_responses(
         questions, model, prompts, "student", sampling, attempts, cache, batch_requests, "grade", price
     )
-    golds = dict(zip(questions["question_id"], questions["gold"]))
-    verdicts = verdict_columns([golds[q] for q in frame["question_id"]], frame["text"].to_list(),
-                     frame["finish_reason"].to_list(), verify, frame["error"].to_list())
+    golds = dict(zip(questions["question_id"], questions["gold"], strict=True))
+    verdicts = verdict_columns(
+        [golds[q] for q in frame["question_id"]],
+        frame["text"].to_list(),
+        frame["finish_reason"].to_list(),
+        verify,
+        frame["error"].to_list(),
+    )
     table = conform(pl.concat([frame.rename({"text": "attempt"}), verdicts], how="horizontal"), ATTEMPTS, "attempts")
     metrics = {
         "questions": questions.height,
         "attempts": table.height,
         "by_status": status_counts(table["status"]),
         # prepare_pool rejects ungradable golds, so this stays 0 unless a pool bypassed it.
-        "questions_with_unparseable_gold": table.filter(pl.col("status") == "unparseable_gold")["question_id"].n_unique(),
+        "questions_with_unparseable_gold": table.filter(pl.col("status") == "unparseable_gold")[
+            "question_id"
+        ].n_unique(),
         "completion_tokens": int(table["completion_tokens"].sum()),
         "cache": cache_metrics,
     }

@@ -26,6 +26,7 @@ from adacot.vocabulary import LEVELS
 if TYPE_CHECKING:  # the params type is only needed for annotations
     from adacot.config import LevelsParams
 
+
 def grader_version(levels: LevelsParams, attempts: int, prm_grader: str | None = None) -> str:
     """A stable label of the level rule, recorded in every database row so rules are never mixed.
 
@@ -42,7 +43,6 @@ def grader_version(levels: LevelsParams, attempts: int, prm_grader: str | None =
     return f"{levels.rule}:" + json.dumps(rule, sort_keys=True, separators=(",", ":"))
 
 
-
 def level_by_pass_rate(pass_rate: float, levels: LevelsParams) -> str:
     """The level of one question under the pass-rate-band rule."""
     if pass_rate >= levels.solved_pass_rate:
@@ -51,7 +51,6 @@ def level_by_pass_rate(pass_rate: float, levels: LevelsParams) -> str:
         if pass_rate >= levels.min_pass_rate[level]:
             return level
     return "extreme"
-
 
 
 def score_edges(scores: list[float], levels: LevelsParams) -> dict[str, float]:
@@ -75,14 +74,12 @@ def score_edges(scores: list[float], levels: LevelsParams) -> dict[str, float]:
     return edges
 
 
-
 def level_by_score(score: float, edges: dict[str, float]) -> str:
     """The failing level of a PRM score: the first whose edge it reaches, else ``extreme``."""
     for level in LEVELS[1:-1]:
         if score >= edges[level]:
             return level
     return "extreme"
-
 
 
 def aggregate_steps(scores: Sequence[float], how: str) -> float:
@@ -100,16 +97,18 @@ def aggregate_steps(scores: Sequence[float], how: str) -> float:
     raise ValueError(f"unknown aggregation {how!r}: use min, mean, product or last")
 
 
-
 def attempt_scores(prm_scores: pl.DataFrame, how: str) -> pl.DataFrame:
     """One score per scored attempt: (question_id, sample_index, attempt_score)."""
-    grouped = prm_scores.sort("question_id", "sample_index", "step_index").group_by(
-        "question_id", "sample_index", maintain_order=True
-    ).agg(pl.col("step_score").drop_nulls())
+    grouped = (
+        prm_scores.sort("question_id", "sample_index", "step_index")
+        .group_by("question_id", "sample_index", maintain_order=True)
+        .agg(pl.col("step_score").drop_nulls())
+    )
     return grouped.with_columns(
-        attempt_score=pl.col("step_score").map_elements(lambda s: aggregate_steps(list(s), how), return_dtype=pl.Float64)
+        attempt_score=pl.col("step_score").map_elements(
+            lambda s: aggregate_steps(list(s), how), return_dtype=pl.Float64
+        )
     ).select("question_id", "sample_index", "attempt_score")
-
 
 
 def question_scores(prm_scores: pl.DataFrame, aggregate_how: str, pick: str) -> pl.DataFrame:
@@ -121,7 +120,6 @@ def question_scores(prm_scores: pl.DataFrame, aggregate_how: str, pick: str) -> 
         "mean": pl.col("attempt_score").mean(),
     }[pick]
     return per_attempt.group_by("question_id", maintain_order=True).agg(prm_score=expr)
-
 
 
 def refuse_invalid_scores(prm_scores: pl.DataFrame, failing: pl.Series) -> None:
@@ -184,9 +182,9 @@ def assign_levels(
         cut = edges if edges is not None else score_edges(table.filter(~solved)["prm_score"].to_list(), levels)
         edges = cut
         table = table.with_columns(
-            level=pl.when(solved).then(pl.lit("easy")).otherwise(
-                pl.col("prm_score").map_elements(lambda s: level_by_score(s, cut), return_dtype=pl.String)
-            )
+            level=pl.when(solved)
+            .then(pl.lit("easy"))
+            .otherwise(pl.col("prm_score").map_elements(lambda s: level_by_score(s, cut), return_dtype=pl.String))
         )
     else:
         edges = None
@@ -199,7 +197,6 @@ def assign_levels(
     metrics = level_metrics(table)
     metrics.update(grader_version=version, score_edges=edges)
     return table, metrics
-
 
 
 def level_metrics(table: pl.DataFrame) -> dict[str, Any]:

@@ -121,8 +121,9 @@ def parse_rows(raw_rows: Iterable[dict[str, Any]], source: str, split: str) -> t
         if gold is None:
             bad.append({**base, "reason": f"gold answer does not parse as {source}"})
             continue
-        good.append({"question_id": qid, "source": source, "question": question.strip(), "gold": gold,
-                     "generator_tier": None})
+        good.append(
+            {"question_id": qid, "source": source, "question": question.strip(), "gold": gold, "generator_tier": None}
+        )
     questions = pl.DataFrame(good, schema=QUESTIONS) if good else empty(QUESTIONS)
     rejects = pl.DataFrame(bad, schema=REJECTS) if bad else empty(REJECTS)
     return questions, rejects
@@ -142,11 +143,13 @@ def seeded_subset(frame: pl.DataFrame, limit: int | None, seed: int) -> pl.DataF
 
 def decontaminate(pool: pl.DataFrame, benchmarks: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Drop pool questions duplicated within the pool or present in a benchmark; return (kept, rejects)."""
-    bench_keys = {normalize_text(q): qid for q, qid in zip(benchmarks["question"], benchmarks["question_id"])}
+    bench_keys = {
+        normalize_text(q): qid for q, qid in zip(benchmarks["question"], benchmarks["question_id"], strict=True)
+    }
     first_seen: dict[str, str] = {}
     keep: list[bool] = []
     reasons: list[str] = []
-    for qid, question in zip(pool["question_id"], pool["question"]):
+    for qid, question in zip(pool["question_id"], pool["question"], strict=True):
         key = normalize_text(question)
         if key in bench_keys:
             keep.append(False)
@@ -159,8 +162,9 @@ def decontaminate(pool: pl.DataFrame, benchmarks: pl.DataFrame) -> tuple[pl.Data
             keep.append(True)
             reasons.append("")
     flags = pl.Series("keep", keep, dtype=pl.Boolean)
-    dropped = pool.filter(~flags).with_columns(pl.Series("reason", [r for r, k in zip(reasons, keep) if not k],
-                                                        dtype=pl.String))
+    dropped = pool.filter(~flags).with_columns(
+        pl.Series("reason", [r for r, k in zip(reasons, keep, strict=True) if not k], dtype=pl.String)
+    )
     rejects = dropped.select("question_id", "source", "question", pl.col("gold").alias("gold_raw"), "reason")
     return pool.filter(flags), conform(rejects, REJECTS, "rejects")
 
@@ -180,7 +184,10 @@ def reject_ungradable_golds(
     reasons = [f"gold not gradable: {p.status}: {p.reason}" for p in problems if p is not None]
     dropped = frame.filter(~flags)
     rejects = dropped.select(
-        "question_id", "source", "question", pl.col("gold").alias("gold_raw"),
+        "question_id",
+        "source",
+        "question",
+        pl.col("gold").alias("gold_raw"),
         pl.Series("reason", reasons, dtype=pl.String),
     )
     return frame.filter(flags), conform(rejects, REJECTS, "rejects")
@@ -214,7 +221,9 @@ def build_pool_and_benchmarks(
     bench, bench_gold_rejects = reject_ungradable_golds(
         conform(bench, BENCHMARK, "benchmarks"), timeout_s=verify_timeout_s, workers=verify_workers
     )
-    candidates = pl.concat([seeded_subset(train, gsm8k_limit, seed), generate_synthetic(synthetic_per_tier, seed, "pool")])
+    candidates = pl.concat(
+        [seeded_subset(train, gsm8k_limit, seed), generate_synthetic(synthetic_per_tier, seed, "pool")]
+    )
     pool, contamination = decontaminate(candidates, bench)
     pool, pool_gold_rejects = reject_ungradable_golds(pool, timeout_s=verify_timeout_s, workers=verify_workers)
     rejects = pl.concat([train_rejects, test_rejects, bench_gold_rejects, contamination, pool_gold_rejects])
@@ -227,8 +236,10 @@ def build_pool_and_benchmarks(
         "rejects": rejects.height,
         "rejects_by_reason": reject_reasons,
     }
-    for name, table, knobs in (("pool", pool, "pool.gsm8k_limit or pool.synthetic_per_tier"),
-                               ("benchmark set", bench, "pool.gsm8k_test_limit or pool.heldout_per_tier")):
+    for name, table, knobs in (
+        ("pool", pool, "pool.gsm8k_limit or pool.synthetic_per_tier"),
+        ("benchmark set", bench, "pool.gsm8k_test_limit or pool.heldout_per_tier"),
+    ):
         if table.height == 0:
             reasons = ", ".join(f"{k} {v}" for k, v in reject_reasons.items()) or "none"
             raise StageFailure(f"prepare_pool: the {name} is empty (rejects by reason: {reasons}); raise {knobs}")

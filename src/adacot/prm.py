@@ -95,8 +95,15 @@ class GenerativeJudge:
     step whose request failed for good stops the stage after the others are cached.
     """
 
-    def __init__(self, model: Any, cache: ResponseCache | None = None, price: Price | None = None, *,
-                 batch_requests: int = 256, top_logprobs: int = 20) -> None:
+    def __init__(
+        self,
+        model: Any,
+        cache: ResponseCache | None = None,
+        price: Price | None = None,
+        *,
+        batch_requests: int = 256,
+        top_logprobs: int = 20,
+    ) -> None:
         if hasattr(model, "top_logprobs_view"):
             self._asker: Any = model.top_logprobs_view(top_logprobs)
             self._read = lambda text: yes_share_of_top(json.loads(text))
@@ -104,8 +111,10 @@ class GenerativeJudge:
             self._asker = _YesShareModel(model)
             self._read = float
         else:
-            raise TypeError(f"{type(model).__name__} cannot report next-token probabilities; use vllm, "
-                            "transformers or an OpenAI-compatible server that returns top_logprobs")
+            raise TypeError(
+                f"{type(model).__name__} cannot report next-token probabilities; use vllm, "
+                "transformers or an OpenAI-compatible server that returns top_logprobs"
+            )
         self._model = model
         self._cache = cache
         self._price = price or Price()
@@ -119,13 +128,21 @@ class GenerativeJudge:
     def score(self, items: Sequence[tuple[str, list[str]]]) -> list[list[float]]:
         conversations = [c for question, steps in items for c in judge_conversations(question, steps)]
         completions, self.cache_stats = cached_complete(
-            self._asker, conversations, JUDGE_SAMPLING, 1, self._cache, batch_requests=self._batch_requests,
-            desc="judge", price=self._price,
+            self._asker,
+            conversations,
+            JUDGE_SAMPLING,
+            1,
+            self._cache,
+            batch_requests=self._batch_requests,
+            desc="judge",
+            price=self._price,
         )
         failed = [row[0].error for row in completions if row[0].failed]
         if failed:
-            raise StageFailure(f"{len(failed)} of {len(conversations)} judge requests failed for good "
-                               f"(first: {failed[0]}); the answered ones are cached: rerun to ask only these")
+            raise StageFailure(
+                f"{len(failed)} of {len(conversations)} judge requests failed for good "
+                f"(first: {failed[0]}); the answered ones are cached: rerun to ask only these"
+            )
         flat = [self._read(row[0].text) for row in completions]
         out, at = [], 0
         for _, steps in items:
@@ -157,8 +174,19 @@ class _YesShareModel:
 
     def complete(self, conversations: Sequence[Conversation], sampling: Sampling, n: int) -> list[list[Completion]]:
         shares = self._model.yes_probability(conversations)
-        return [[Completion(text=repr(float(share)), finish_reason="stop", prompt_tokens=0, completion_tokens=0,
-                            model_id=self.model_id)] * n for share in shares]
+        return [
+            [
+                Completion(
+                    text=repr(float(share)),
+                    finish_reason="stop",
+                    prompt_tokens=0,
+                    completion_tokens=0,
+                    model_id=self.model_id,
+                )
+            ]
+            * n
+            for share in shares
+        ]
 
     def close(self) -> None:
         """The judge closes the model."""
@@ -214,14 +242,33 @@ def score_failures(
     rows: list[dict[str, Any]] = []
     for (qid, index), step_list, scores in zip(keys, steps, scored, strict=True):
         if not step_list:
-            rows.append({"question_id": qid, "sample_index": index, "step_index": None, "step": None,
-                         "step_score": None, "grader": scorer.grader_id, "error": None})
+            rows.append(
+                {
+                    "question_id": qid,
+                    "sample_index": index,
+                    "step_index": None,
+                    "step": None,
+                    "step_score": None,
+                    "grader": scorer.grader_id,
+                    "error": None,
+                }
+            )
         for i, (step, value) in enumerate(zip(step_list, scores, strict=True)):
             score, error = checked_score(value, scorer.grader_id)
-            rows.append({"question_id": qid, "sample_index": index, "step_index": i, "step": step,
-                         "step_score": score, "grader": scorer.grader_id, "error": error})
-    table = conform(pl.DataFrame(rows, schema=PRM_SCORES) if rows else pl.DataFrame(schema=PRM_SCORES),
-                    PRM_SCORES, "prm scores")
+            rows.append(
+                {
+                    "question_id": qid,
+                    "sample_index": index,
+                    "step_index": i,
+                    "step": step,
+                    "step_score": score,
+                    "grader": scorer.grader_id,
+                    "error": error,
+                }
+            )
+    table = conform(
+        pl.DataFrame(rows, schema=PRM_SCORES) if rows else pl.DataFrame(schema=PRM_SCORES), PRM_SCORES, "prm scores"
+    )
     values = table["step_score"].drop_nulls()
     invalid = table.filter(pl.col("error").is_not_null())
     metrics = {
@@ -235,8 +282,10 @@ def score_failures(
         # Scores that are not a number in [0, 1] (NaN from a broken head, say): kept as error rows, and
         # build_database refuses to level a failing question on them.
         "invalid_step_scores": invalid.height,
-        "invalid_examples": [f"{r['question_id']}#{r['sample_index']} step {r['step_index']}: {r['error']}"
-                             for r in invalid.head(3).iter_rows(named=True)],
+        "invalid_examples": [
+            f"{r['question_id']}#{r['sample_index']} step {r['step_index']}: {r['error']}"
+            for r in invalid.head(3).iter_rows(named=True)
+        ],
     }
     if hasattr(scorer, "metrics"):  # a served judge: its cache hits, spend and request counts
         metrics.update(scorer.metrics())
@@ -273,8 +322,9 @@ def open_scorer(params: Params, base_path: Any, cache_dir: Path | None = None) -
     if prm.kind == "generative":
         from adacot.llm import open_local_model
 
-        return GenerativeJudge(open_local_model(path, engine, seed), _cache(cache_dir),
-                               batch_requests=engine.batch_requests)
+        return GenerativeJudge(
+            open_local_model(path, engine, seed), _cache(cache_dir), batch_requests=engine.batch_requests
+        )
     raise ValueError("prm.kind=none scores nothing; the score_failures stage writes an empty table")
 
 

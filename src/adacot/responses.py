@@ -19,10 +19,18 @@ from adacot.llm import ChatModel, Price, ResponseCache, Sampling, cached_complet
 from adacot.prompts import PromptSet
 
 RESPONSE_SCHEMA: dict[str, pl.DataType] = {
-    "question_id": pl.String(), "sample_index": pl.Int32(), "text": pl.String(), "finish_reason": pl.String(),
-    "prompt_tokens": pl.Int64(), "completion_tokens": pl.Int64(), "model_id": pl.String(),
-    "prompt_version": pl.String(), "reasoning_tokens": pl.Int64(),
-    "latency_s": pl.Float64(), "served_model": pl.String(), "error": pl.String(),
+    "question_id": pl.String(),
+    "sample_index": pl.Int32(),
+    "text": pl.String(),
+    "finish_reason": pl.String(),
+    "prompt_tokens": pl.Int64(),
+    "completion_tokens": pl.Int64(),
+    "model_id": pl.String(),
+    "prompt_version": pl.String(),
+    "reasoning_tokens": pl.Int64(),
+    "latency_s": pl.Float64(),
+    "served_model": pl.String(),
+    "error": pl.String(),
 }
 
 
@@ -47,7 +55,14 @@ def collect_responses(
     """
     conversations = [prompts.render(role, q) for q in questions["question"]]
     completions, stats = cached_complete(
-        model, conversations, sampling, n, cache, batch_requests=batch_requests, desc=desc, price=price,
+        model,
+        conversations,
+        sampling,
+        n,
+        cache,
+        batch_requests=batch_requests,
+        desc=desc,
+        price=price,
         max_failed_fraction=failure_budget(model),
     )
     rows: list[dict[str, Any]] = []
@@ -75,5 +90,3 @@ def collect_responses(
     if client_stats is not None and hasattr(client_stats, "as_metrics"):
         metrics["client"] = client_stats.as_metrics()
     return frame, metrics
-
-

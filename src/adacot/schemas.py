@@ -74,8 +74,13 @@ PRM_SCORES: Schema = {
 # the distribution changes; the response cache makes that rerun free where the questions are the same.
 SAMPLE: Schema = {**DATABASE, "target_share": pl.Float64()}
 
-SOLUTIONS: Schema = {**_GENERATION, "question": pl.String(), "gold": pl.String(), "level": pl.String(),
-                     "solution": pl.String()}
+SOLUTIONS: Schema = {
+    **_GENERATION,
+    "question": pl.String(),
+    "gold": pl.String(),
+    "level": pl.String(),
+    "solution": pl.String(),
+}
 
 VERIFIED_SOLUTIONS: Schema = {**SOLUTIONS, **_VERDICT, "kept": pl.Boolean()}
 

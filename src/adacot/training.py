@@ -27,8 +27,10 @@ def train_student(
     compared as if it had learnt something.
     """
     if not rows:
-        raise StageFailure("train_student: the SFT data has 0 rows, nothing to train on; verify_solutions' "
-                           "metrics say why no solution was kept")
+        raise StageFailure(
+            "train_student: the SFT data has 0 rows, nothing to train on; verify_solutions' "
+            "metrics say why no solution was kept"
+        )
     base_info = read_model_info(base_dir)
     if out_dir.exists():
         shutil.rmtree(out_dir)
@@ -75,8 +77,10 @@ def train_student(
     if not math.isfinite(float(result.training_loss)):
         # Diverged (a learning rate too high, a bf16 overflow): saving these weights would hand evaluation
         # a broken model that looks like a trained one.
-        raise StageFailure(f"train_student: the training loss is {result.training_loss} after "
-                           f"{result.global_step} steps; lower sft.learning_rate or check the data")
+        raise StageFailure(
+            f"train_student: the training loss is {result.training_loss} after "
+            f"{result.global_step} steps; lower sft.learning_rate or check the data"
+        )
     tuned: Any = trainer.model
     if sft.lora:
         tuned = tuned.merge_and_unload()

@@ -2,7 +2,8 @@
 
 ``open_student_model`` / ``open_teacher_model`` open what params ask for a role: a local engine
 (``open_local_model``: vLLM when importable, else transformers) or OpenAI-compatible servers
-(``OpenAIChatModel``, key from the environment variable that params name). Importing this package imports no engine and no HTTP client.
+(``OpenAIChatModel``, key from the environment variable that params name). Importing this package
+imports no engine and no HTTP client.
 """
 
 from __future__ import annotations
@@ -97,7 +98,12 @@ def price_of(prices: dict[str, PriceParams], model_name: str) -> Price:
 
 
 def open_model(
-    backend: str, name: str, api: ApiParams, local_path: Path, engine: EngineParams, seed: int,
+    backend: str,
+    name: str,
+    api: ApiParams,
+    local_path: Path,
+    engine: EngineParams,
+    seed: int,
     prices: dict[str, PriceParams],
 ) -> tuple[ChatModel, Price]:
     """A role's model and its price: OpenAI-compatible servers (``backend == "openai"``, ``name`` = the
@@ -114,8 +120,15 @@ def open_student_model(params: Params, local_path: Path) -> tuple[ChatModel, Pri
     """The student as params choose it: the prepared weights at ``local_path``, or ``student.served_model``
     on the ``student.api`` servers."""
     student = params.student
-    return open_model(student.backend, student.served_model or "", params.role_api("student"), local_path,
-                      params.engine, params.seed, params.prices)
+    return open_model(
+        student.backend,
+        student.served_model or "",
+        params.role_api("student"),
+        local_path,
+        params.engine,
+        params.seed,
+        params.prices,
+    )
 
 
 def open_teacher_model(params: Params, base_path: Path) -> tuple[ChatModel, Price]:
@@ -123,5 +136,12 @@ def open_teacher_model(params: Params, base_path: Path) -> tuple[ChatModel, Pric
     ``base`` (the prepared student base at ``base_path``, the only model offline)."""
     teacher = params.teacher
     local_path = base_path if teacher.model == "base" else Path(teacher.model)
-    return open_model(teacher.backend, teacher.model, params.role_api("teacher"), local_path, params.engine,
-                      params.seed, params.prices)
+    return open_model(
+        teacher.backend,
+        teacher.model,
+        params.role_api("teacher"),
+        local_path,
+        params.engine,
+        params.seed,
+        params.prices,
+    )

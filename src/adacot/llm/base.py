@@ -88,5 +88,4 @@ class StreamingChatModel(ChatModel, Protocol):
 
     def complete_streaming(
         self, conversations: Sequence[Conversation], sampling: Sampling, n: int, on_result: ResultCallback
-    ) -> None:
-        ...
+    ) -> None: ...

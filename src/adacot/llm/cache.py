@@ -14,6 +14,7 @@ asked, fails the stage once too many of them came back as failed requests (``che
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sqlite3
@@ -202,7 +203,7 @@ def cached_complete(
     for todo in pending:
         by_missing.setdefault(len(todo.slots), []).append(todo)
     total = sum(len(t.slots) for t in pending)
-    streaming = isinstance(model, StreamingChatModel)
+    streaming = model if isinstance(model, StreamingChatModel) else None
     with tqdm(total=total, desc=desc, unit="req", disable=not progress or total == 0) as bar:
 
         def record(batch: list[_Pending], answered: list[tuple[int, int, Completion]]) -> None:
@@ -217,18 +218,22 @@ def cached_complete(
                 cache.put_many(fresh)
             if not bar.disable:
                 bar.update(len(fresh))
-                bar.set_postfix(tokens=stats.completion_tokens_spent, hits=stats.hits, errors=stats.errors,
-                                spend=f"${stats.dollars_spent:.4f}", refresh=False)
+                bar.set_postfix(
+                    tokens=stats.completion_tokens_spent,
+                    hits=stats.hits,
+                    errors=stats.errors,
+                    spend=f"${stats.dollars_spent:.4f}",
+                    refresh=False,
+                )
 
         for missing, group in sorted(by_missing.items()):
-            step = len(group) if streaming else batch_requests
+            step = len(group) if streaming is not None else batch_requests
             for start in range(0, len(group), step):
                 batch = group[start : start + step]
                 conversations_in_batch = [t.conversation for t in batch]
-                if streaming:
-                    model.complete_streaming(
-                        conversations_in_batch, sampling, missing,
-                        lambda answered, batch=batch: record(batch, answered),
+                if streaming is not None:
+                    streaming.complete_streaming(
+                        conversations_in_batch, sampling, missing, functools.partial(record, batch)
                     )
                 else:
                     answers = model.complete(conversations_in_batch, sampling, missing)
@@ -237,8 +242,14 @@ def cached_complete(
                     for completions in answers:
                         if len(completions) != missing:
                             raise RuntimeError(f"{model_id} gave {len(completions)} samples, {missing} were asked")
-                    record(batch, [(position, offset, c) for position, completions in enumerate(answers)
-                                   for offset, c in enumerate(completions)])
+                    record(
+                        batch,
+                        [
+                            (position, offset, c)
+                            for position, completions in enumerate(answers)
+                            for offset, c in enumerate(completions)
+                        ],
+                    )
     unanswered = sum(1 for row in results for c in row if c is None)
     if unanswered:
         raise RuntimeError(f"{model_id} left {unanswered} requested sample(s) unanswered")

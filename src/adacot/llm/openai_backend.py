@@ -211,15 +211,21 @@ class OpenAIChatModel:
         clients: list[Any]
         if api.transport == "aiohttp":
             # The official client still defines each request (URL, auth and SDK headers); aiohttp sends it.
-            clients = [_AiohttpClient(*_sdk_request(url, self._key or "EMPTY"), api.request_timeout_s,
-                                      api.max_concurrency)
-                       for url in api.base_urls]
+            clients = [
+                _AiohttpClient(*_sdk_request(url, self._key or "EMPTY"), api.request_timeout_s, api.max_concurrency)
+                for url in api.base_urls
+            ]
         else:
             from openai import AsyncOpenAI, DefaultAioHttpClient
 
             clients = [
-                AsyncOpenAI(base_url=url, api_key=self._key or "EMPTY", max_retries=0, timeout=api.request_timeout_s,
-                            http_client=DefaultAioHttpClient())
+                AsyncOpenAI(
+                    base_url=url,
+                    api_key=self._key or "EMPTY",
+                    max_retries=0,
+                    timeout=api.request_timeout_s,
+                    http_client=DefaultAioHttpClient(),
+                )
                 for url in api.base_urls
             ]
         in_flight = [0] * len(clients)
@@ -255,7 +261,7 @@ class OpenAIChatModel:
             except _NoNativeN:
                 got = []
             # A server may return fewer choices than asked: the rest are asked one at a time below.
-            ctx.outbox.put([(index, offset, completion) for offset, completion in zip(offsets, got)])
+            ctx.outbox.put([(index, offset, completion) for offset, completion in zip(offsets, got, strict=False)])
             offsets = offsets[len(got) :]
         if not offsets:
             return
@@ -282,14 +288,18 @@ class OpenAIChatModel:
                 estimate = sum(len(m.get("content", "")) for m in messages) // 4 + ctx.sampling.max_tokens * n
                 await ctx.limiter.acquire(estimate)
             async with ctx.gate:
-                slot = 0 if len(ctx.clients) == 1 else min(
-                    range(len(ctx.clients)), key=lambda i: (ctx.in_flight[i], random.random()))
+                slot = (
+                    0
+                    if len(ctx.clients) == 1
+                    else min(range(len(ctx.clients)), key=lambda i: (ctx.in_flight[i], random.random()))
+                )
                 ctx.in_flight[slot] += 1
                 started = time.monotonic()
                 try:
                     self.stats.requests_sent += 1
                     return self._parse(
-                        await self._send(ctx.clients[slot], messages, ctx.sampling, n, seed), n,
+                        await self._send(ctx.clients[slot], messages, ctx.sampling, n, seed),
+                        n,
                         time.monotonic() - started,
                     )
                 except _Retry as retry:
@@ -308,8 +318,14 @@ class OpenAIChatModel:
         self.stats.failed += n
         reason = _short(f"gave up after {api.max_retries + 1} attempt(s); last: {last}")
         return [
-            Completion(text="", finish_reason="error", prompt_tokens=0, completion_tokens=0,
-                       model_id=self.model_id, error=reason)
+            Completion(
+                text="",
+                finish_reason="error",
+                prompt_tokens=0,
+                completion_tokens=0,
+                model_id=self.model_id,
+                error=reason,
+            )
             for _ in range(n)
         ]
 
@@ -320,8 +336,12 @@ class OpenAIChatModel:
         import openai
 
         body: dict[str, Any] = {
-            "model": self._model, "messages": messages, "max_tokens": sampling.max_tokens,
-            "temperature": sampling.temperature, "top_p": sampling.top_p, "n": n,
+            "model": self._model,
+            "messages": messages,
+            "max_tokens": sampling.max_tokens,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "n": n,
         }
         if seed is not None:
             body["seed"] = seed
@@ -397,7 +417,7 @@ class OpenAIChatModel:
         # tokens are shared out evenly, so sums over rows equal what the server billed.
         k = len(choices)
         latency = round(latency_s, 4)
-        for i, (choice, message) in enumerate(zip(choices, messages)):
+        for i, (choice, message) in enumerate(zip(choices, messages, strict=True)):
             if self._top_logprobs:
                 text = self._first_token_logprobs(choice)
             else:
@@ -446,8 +466,10 @@ class _AiohttpClient:
 
         self._url = url
         self._session = aiohttp.ClientSession(
-            headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_s),
-            connector=aiohttp.TCPConnector(limit=connections), cookie_jar=aiohttp.DummyCookieJar(),
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=timeout_s),
+            connector=aiohttp.TCPConnector(limit=connections),
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
         self._timeout_s = timeout_s
         self._client_error = aiohttp.ClientError
@@ -528,7 +550,7 @@ class _Outbox:
     def _flush_soon(self) -> None:
         try:
             self.flush()
-        except Exception as exc:  # noqa: BLE001 - re-raised by raise_error in the caller's frame
+        except Exception as exc:
             self._error = exc
             if self._task is not None:
                 self._task.cancel()

@@ -110,7 +110,6 @@ class VllmChatModel:
         """
         from vllm import SamplingParams
 
-
         params = SamplingParams(max_tokens=1, temperature=0.0, logprobs=20)
         outputs = self._llm.chat(_messages(conversations), params, use_tqdm=len(conversations) > 200)
         tops = [(out.outputs[0].logprobs or [{}])[0].values() for out in outputs]
@@ -141,9 +140,14 @@ class VllmProcessRewardModel:
         architectures = json.loads((path / "config.json").read_text()).get("architectures") or []
         causal_lm = any(a.endswith("ForCausalLM") for a in architectures)
         self._llm = LLM(
-            model=str(path), runner="pooling", convert="classify" if causal_lm else "auto",
-            pooler_config=PoolerConfig(task="token_classify"), dtype=engine.dtype,
-            max_model_len=engine.max_model_len, enforce_eager=engine.enforce_eager, seed=seed,
+            model=str(path),
+            runner="pooling",
+            convert="classify" if causal_lm else "auto",
+            pooler_config=PoolerConfig(task="token_classify"),
+            dtype=engine.dtype,
+            max_model_len=engine.max_model_len,
+            enforce_eager=engine.enforce_eager,
+            seed=seed,
         )
         self._tokenizer = self._llm.get_tokenizer()
         vocab = self._tokenizer.get_vocab()
@@ -177,9 +181,11 @@ class VllmProcessRewardModel:
             keep.append(len(fits))
             prompts.append({"prompt_token_ids": ids[: self._max_len]})
             positions.append(fits)
-        outputs = self._llm.encode(prompts, pooling_task="token_classify", use_tqdm=len(prompts) > 50) if prompts else []
+        outputs = (
+            self._llm.encode(prompts, pooling_task="token_classify", use_tqdm=len(prompts) > 50) if prompts else []
+        )
         scores = []
-        for out, pos, (_, steps) in zip(outputs, positions, items):
+        for out, pos, (_, steps) in zip(outputs, positions, items, strict=True):
             data = out.outputs.data
             row = [float(data[p][-1]) for p in pos]
             scores.append(row + [0.5] * (len(steps) - len(row)))

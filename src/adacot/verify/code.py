@@ -26,7 +26,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,7 +94,7 @@ def _interpreter() -> str:
     return found or sys.executable
 
 
-def _limit(limits: Limits):  # type: ignore[no-untyped-def]
+def _limit(limits: Limits) -> Callable[[], None]:
     import resource
 
     def apply() -> None:
@@ -121,8 +121,11 @@ def _run(script: str, stdin: str, limits: Limits, wall_s: float) -> _Run:
 
     for _attempt in range(20):
         run = _run_once(script, stdin, limits, wall_s)
-        if not (run.returncode not in (0, None) and "Resource temporarily unavailable" in run.stderr
-                and "bwrap:" in run.stderr):
+        if not (
+            run.returncode not in (0, None)
+            and "Resource temporarily unavailable" in run.stderr
+            and "bwrap:" in run.stderr
+        ):
             return run
         time.sleep(0.5)
     return run
@@ -135,11 +138,37 @@ def _run_once(script: str, stdin: str, limits: Limits, wall_s: float) -> _Run:
         (workdir / "main.py").write_text(script)
         out_path, err_path = workdir / "stdout", workdir / "stderr"
         cmd = [
-            _bwrap(), "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-            "--bind", str(workdir), str(workdir), "--chdir", str(workdir),
-            "--unshare-net", "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session",
-            "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", str(workdir),
-            "--", _interpreter(), "-I", "main.py",
+            _bwrap(),
+            "--ro-bind",
+            "/",
+            "/",
+            "--dev",
+            "/dev",
+            "--proc",
+            "/proc",
+            "--tmpfs",
+            "/tmp",
+            "--bind",
+            str(workdir),
+            str(workdir),
+            "--chdir",
+            str(workdir),
+            "--unshare-net",
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--die-with-parent",
+            "--new-session",
+            "--clearenv",
+            "--setenv",
+            "PATH",
+            "/usr/bin:/bin",
+            "--setenv",
+            "HOME",
+            str(workdir),
+            "--",
+            _interpreter(),
+            "-I",
+            "main.py",
         ]
         with out_path.open("wb") as out, err_path.open("wb") as err:
             proc = subprocess.Popen(
@@ -169,8 +198,13 @@ def _classify(run: _Run, index: int, limits: Limits) -> CodeVerdict | None:
     if "MemoryError" in run.stderr:
         return CodeVerdict("memory", f"test {index}: exceeded the {limits.memory_mb} MB memory limit", index)
     if run.truncated or run.returncode in (-signal.SIGXFSZ, 128 + signal.SIGXFSZ) or "File too large" in run.stderr:
-        return CodeVerdict("fail", f"test {index}: output exceeded {limits.output_bytes} bytes", index,
-                           got=run.stdout[-200:], truncated=True)
+        return CodeVerdict(
+            "fail",
+            f"test {index}: output exceeded {limits.output_bytes} bytes",
+            index,
+            got=run.stdout[-200:],
+            truncated=True,
+        )
     if run.returncode not in (0, None) and "bwrap:" in run.stderr:
         return CodeVerdict("sandbox_error", f"test {index}: sandbox failed: {run.stderr.strip()[-300:]}", index)
     if run.returncode != 0:
@@ -212,14 +246,20 @@ def run_program(program: str, tests: Sequence[dict[str, Any]], limits: Limits = 
         if kind == "stdio" and _normalize(run.stdout) != _normalize(str(test.get("output", ""))):
             expected = str(test.get("output", ""))
             return CodeVerdict(
-                "fail", f"test {index}: expected {expected.strip()[:80]!r}, got {run.stdout.strip()[:80]!r}",
-                index, expected=expected, got=run.stdout, truncated=run.truncated,
+                "fail",
+                f"test {index}: expected {expected.strip()[:80]!r}, got {run.stdout.strip()[:80]!r}",
+                index,
+                expected=expected,
+                got=run.stdout,
+                truncated=run.truncated,
             )
     return CodeVerdict("pass", f"all {len(tests)} tests passed")
 
 
 def run_programs(
-    items: Sequence[tuple[str, Sequence[dict[str, Any]]]], limits: Limits = Limits(), workers: int = 2,
+    items: Sequence[tuple[str, Sequence[dict[str, Any]]]],
+    limits: Limits = Limits(),
+    workers: int = 2,
     progress: bool = False,
 ) -> list[CodeVerdict]:
     """``run_program`` over many (program, tests) pairs in parallel threads (each test is a subprocess)."""

@@ -20,7 +20,10 @@ def status_counts(statuses: pl.Series) -> dict[str, int]:
 
 
 def verdict_columns(
-    golds: list[str | None], texts: list[str], finish_reasons: list[str], verify: VerifyParams,
+    golds: list[str | None],
+    texts: list[str],
+    finish_reasons: list[str],
+    verify: VerifyParams,
     errors: list[str | None] | None = None,
 ) -> pl.DataFrame:
     """Verdict columns (status, reason, extracted) for parallel lists of gold and response.
@@ -29,8 +32,10 @@ def verdict_columns(
     reason; it is not sent to the verifier.
     """
     errors = errors or [None] * len(texts)
-    items = [(g, (e or "no detail") if f == "error" else t, f)
-             for g, t, f, e in zip(golds, texts, finish_reasons, errors, strict=True)]
+    items = [
+        (g, (e or "no detail") if f == "error" else t, f)
+        for g, t, f, e in zip(golds, texts, finish_reasons, errors, strict=True)
+    ]
     verdicts = verify_many(
         items,
         last_number_fallback=verify.last_number_fallback,
