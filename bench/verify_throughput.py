@@ -22,7 +22,9 @@ BENCH = Path("data/benchmarks")
 
 def pairs(n: int) -> list[tuple[str | None, str, str]]:
     golds = [parse_gold(json.loads(x)["answer"], "math") for x in (BENCH / "math500.jsonl").read_text().splitlines()]
-    golds += [parse_gold(json.loads(x)["answer"], "gsm8k") for x in (BENCH / "gsm8k_test.jsonl").read_text().splitlines()]
+    golds += [
+        parse_gold(json.loads(x)["answer"], "gsm8k") for x in (BENCH / "gsm8k_test.jsonl").read_text().splitlines()
+    ]
     rng = random.Random(0)
     out = []
     for i in range(n):
@@ -46,21 +48,27 @@ def main() -> None:
     pooled = verify_many(items, workers=2)
     pooled_s = time.perf_counter() - start
     assert [v.status for v in single] == [v.status for v in pooled], "pool and single process disagree"
-    print(f"math: {len(items)} pairs; single process {single_s:.1f} s = {len(items) / single_s:.0f}/s; "
-          f"2 workers {pooled_s:.1f} s = {len(items) / pooled_s:.0f}/s; speed-up {single_s / pooled_s:.2f}x "
-          f"(target >= 1.7x)")
+    print(
+        f"math: {len(items)} pairs; single process {single_s:.1f} s = {len(items) / single_s:.0f}/s; "
+        f"2 workers {pooled_s:.1f} s = {len(items) / pooled_s:.0f}/s; speed-up {single_s / pooled_s:.2f}x "
+        f"(target >= 1.7x)"
+    )
 
     from adacot.verify.code import Limits, run_programs
 
     tasks = [json.loads(x) for x in (BENCH / "code" / "humaneval.jsonl").read_text().splitlines()][: args.programs]
-    progs = [(t["prompt"] + t["canonical_solution"], [{"kind": "assert", "code": f"{t['test']}\ncheck({t['entry_point']})"}])
-             for t in tasks]
+    progs = [
+        (t["prompt"] + t["canonical_solution"], [{"kind": "assert", "code": f"{t['test']}\ncheck({t['entry_point']})"}])
+        for t in tasks
+    ]
     start = time.perf_counter()
     verdicts = run_programs(progs, Limits(), workers=2)
     code_s = time.perf_counter() - start
     passed = sum(v.status == "pass" for v in verdicts)
-    print(f"sandbox: {len(progs)} HumanEval programs in {code_s:.1f} s = {len(progs) / code_s:.1f} programs/s "
-          f"(2 workers, one bubblewrap + fresh interpreter each); {passed} passed")
+    print(
+        f"sandbox: {len(progs)} HumanEval programs in {code_s:.1f} s = {len(progs) / code_s:.1f} programs/s "
+        f"(2 workers, one bubblewrap + fresh interpreter each); {passed} passed"
+    )
 
 
 if __name__ == "__main__":

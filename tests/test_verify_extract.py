@@ -1,4 +1,5 @@
-"""Tests for adacot.verify.extract: answer extraction, reasoning stripping and gold parsing (no sympy)."""
+"""Tests for adacot.verify.extract: our fallback answer rules, reasoning stripping, gold parsing, the rewrites made
+before math-verify's extraction, and text (choice letter and word) golds and answers. No sympy here."""
 
 from __future__ import annotations
 
@@ -7,10 +8,19 @@ import pytest
 from adacot.verify.extract import (
     EXTRACTION_METHODS,
     Extraction,
+    TextGold,
+    bare_line,
     extract_answer,
+    final_hash_answer,
+    find_text_answer,
+    is_plain_number,
     last_boxed,
+    normalise_answer,
     parse_gold,
+    prepare_response,
     strip_reasoning,
+    text_gold,
+    text_matches,
 )
 
 # (id, response, expected answer, expected method)
@@ -156,3 +166,158 @@ def test_extraction_rejects_inconsistent_records(answer: str | None, method: str
 def test_every_method_is_reachable_in_the_table() -> None:
     # Guards the table above against silently losing coverage of a rule.
     assert {c[3] for c in EXTRACT_CASES} == set(EXTRACTION_METHODS)
+
+
+# --- what math.py runs before and around math-verify's extraction -------------------------------------------
+
+PREPARE_CASES: list[tuple[str, str, str]] = [
+    ("think_dropped", "<think>maybe \\boxed{7}</think>So \\boxed{5}", "So \\boxed{5}"),
+    ("box_token_form", "hence \\boxed 6.", "hence \\boxed{6}."),
+    ("box_space_before_brace", "hence \\boxed {6}", "hence \\boxed{6}"),
+    ("correction_unboxed", "First \\boxed{3}. Wait, no: \\boxed{5}.", "First 3. Wait, no: \\boxed{5}."),
+    ("list_kept", "x = \\boxed{-1} or x = \\boxed{2}.", "x = \\boxed{-1} or x = \\boxed{2}."),
+    ("comma_list_kept", "\\boxed{1}, \\boxed{2}, and \\boxed{3}", "\\boxed{1}, \\boxed{2}, and \\boxed{3}"),
+    ("nested_box_unboxed", "\\boxed{\\boxed{2}} then \\boxed{3}", "2 then \\boxed{3}"),
+    ("space_groups_joined", "The area is \\boxed{1 000 000}.", "The area is \\boxed{1000000}."),
+    ("percent_dropped", "\\boxed{40\\%} or 25 percent", "\\boxed{40} or 25"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), [c[1:] for c in PREPARE_CASES], ids=[c[0] for c in PREPARE_CASES])
+def test_prepare_response(text: str, expected: str) -> None:
+    assert prepare_response(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("1 000 000", "1000000"),
+        ("1 234.5", "1234.5"),
+        ("2023 100", "2023 100"),  # the first group has four digits: two numbers, not one
+        ("1 2 3", "1 2 3"),
+        ("1 000 0", "1 000 0"),
+        ("1 000, and 5", "1000, and 5"),
+        ("12.5\\%", "12.5"),
+        ("25\\text{ percent}", "25"),
+    ],
+    ids=[
+        "space_groups",
+        "space_groups_decimal",
+        "four_digit_head",
+        "single_digits",
+        "short_tail",
+        "comma_after",
+        "latex_percent",
+        "text_percent",
+    ],
+)
+def test_normalise_answer_groups_and_percent(raw: str, expected: str) -> None:
+    assert normalise_answer(raw) == expected
+
+
+BARE_LINE_CASES: list[tuple[str, str, str | None]] = [
+    ("relation", "Dividing by 2 gives\nx \\geq 5", "x \\geq 5"),
+    ("equation_period", "So the line is\ny = 2x + 1.", "y = 2x + 1"),
+    ("matrix", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}"),
+    ("tuple", "(1, 2)", "(1, 2)"),
+    ("unit_in_text", "5 \\text{ cm}", "5 \\text{ cm}"),
+    ("plain_number_left_to_library", "42", None),
+    ("prose", "So x is at least 5", None),
+    ("dollar_math_left_to_library", "So $x \\geq 5$", None),
+    ("boxed_left_to_library", "\\boxed{x \\geq 5}", None),
+    ("two_answers_with_or", "x = 3 or x = -2", None),
+]
+
+
+@pytest.mark.parametrize(("body", "expected"), [c[1:] for c in BARE_LINE_CASES], ids=[c[0] for c in BARE_LINE_CASES])
+def test_bare_line(body: str, expected: str | None) -> None:
+    assert bare_line(body) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [("3 + 4 = 7\n#### 7", "7"), ("#### 1,234\n", "1234"), ("#### 7\nI hope this helps", None), ("no hash", None)],
+    ids=["closing_line", "thousands", "not_the_last_line", "none"],
+)
+def test_final_hash_answer(body: str, expected: str | None) -> None:
+    assert final_hash_answer(body) == expected
+
+
+@pytest.mark.parametrize(
+    ("gold", "expected"),
+    [
+        ("8", True),
+        ("-3.5", True),
+        ("1,234", True),
+        ("\u22127", True),
+        ("1/2", False),
+        ("x=3", False),
+        ("2^{10}", False),
+    ],
+    ids=["integer", "decimal", "thousands", "unicode_minus", "fraction", "equation", "power"],
+)
+def test_is_plain_number(gold: str, expected: bool) -> None:
+    assert is_plain_number(gold) is expected
+
+
+TEXT_GOLD_CASES: list[tuple[str, str, TextGold | None]] = [
+    ("letter", "C", TextGold("choice", "C")),
+    ("letter_paren", "(C)", TextGold("choice", "C")),
+    ("letter_text_paren", "\\text{(B)}", TextGold("choice", "B")),
+    ("letter_mathrm", "\\mathrm{(E)}", TextGold("choice", "E")),
+    ("letter_textbf_dollars", "$\\textbf{(A)}$", TextGold("choice", "A")),
+    ("lower_letter_paren", "(d)", TextGold("choice", "D")),
+    ("word_text", "\\text{even}", TextGold("word", "even")),
+    ("word_bare", "Neither", TextGold("word", "neither")),
+    ("two_words", "\\text{no solution}", TextGold("word", "no solution")),
+    ("short_word_in_text", "\\text{No}", TextGold("word", "no")),
+    ("letter_beyond_e", "F", None),
+    ("lower_letter_bare", "e", None),
+    ("two_letters_bare", "ab", None),
+    ("function_name", "sin", None),
+    ("number", "12", None),
+    ("expression", "x^2+1", None),
+    ("latex_command", "\\pi", None),
+]
+
+
+@pytest.mark.parametrize(("gold", "expected"), [c[1:] for c in TEXT_GOLD_CASES], ids=[c[0] for c in TEXT_GOLD_CASES])
+def test_text_gold(gold: str, expected: TextGold | None) -> None:
+    assert text_gold(gold) == expected
+
+
+# (id, response body, gold, expected answer, expected method, matches)
+TEXT_ANSWER_CASES: list[tuple[str, str, TextGold, str | None, str, bool]] = [
+    ("boxed", "so \\boxed{\\text{(C)}}", TextGold("choice", "C"), "\\text{(C)}", "boxed", True),
+    ("phrase_dollar", "the answer is $C$.", TextGold("choice", "C"), "$C$.", "answer_phrase", True),
+    ("phrase_with_value", "**Answer:** C) 12", TextGold("choice", "C"), "C) 12", "answer_phrase", True),
+    ("option_phrase", "The correct option is (b).", TextGold("choice", "B"), "(b).", "answer_phrase", True),
+    ("last_line", "Options A to C fail.\n\n**D**", TextGold("choice", "D"), "**D**", "bare", True),
+    ("article", "The answer is A triangle.", TextGold("choice", "A"), "A triangle.", "answer_phrase", False),
+    ("expression_not_choice", "\\boxed{\\text{(C)} + 1}", TextGold("choice", "C"), "\\text{(C)} + 1", "boxed", False),
+    ("equation_not_choice", "The answer is E = mc^2.", TextGold("choice", "E"), "E = mc^2.", "answer_phrase", False),
+    ("last_line_sentence", "Count.\nA total of 12.", TextGold("choice", "A"), "A total of 12.", "bare", False),
+    ("word_boxed", "\\boxed{\\textbf{Even}}", TextGold("word", "even"), "\\textbf{Even}", "boxed", True),
+    (
+        "word_because",
+        "The answer is odd, because g(-x) = -g(x).",
+        TextGold("word", "odd"),
+        "odd, because g(-x) = -g(x).",
+        "answer_phrase",
+        True,
+    ),
+    ("word_negated", "The answer is not even.", TextGold("word", "even"), "not even.", "answer_phrase", False),
+    ("word_last_line_sentence", "Check.\nIt is even.", TextGold("word", "even"), "It is even.", "bare", False),
+    ("nothing", "x" * 50, TextGold("word", "even"), None, "none", False),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "gold", "answer", "method", "matches"),
+    [c[1:] for c in TEXT_ANSWER_CASES],
+    ids=[c[0] for c in TEXT_ANSWER_CASES],
+)
+def test_text_answers(body: str, gold: TextGold, answer: str | None, method: str, matches: bool) -> None:
+    found = find_text_answer(body)
+    assert found == Extraction(answer=answer, method=method)
+    assert text_matches(found, gold) is matches

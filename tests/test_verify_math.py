@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -106,6 +107,34 @@ def test_last_number_fallback_switch(fallback: bool, status: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("gold", "status"),
+    [("8", "correct"), ("9", "wrong"), ("x+1", "no_answer"), ("\\frac{1}{2}", "no_answer")],
+    ids=["numeric_gold_right", "numeric_gold_wrong", "expression_gold", "fraction_gold"],
+)
+def test_our_last_number_rule_only_for_plain_numeric_golds(gold: str, status: str) -> None:
+    # math-verify finds no number in "(8)" (it wants a space, "=" or a line start before one), so only our
+    # last-number rule can, and it stands in for the answer only when the gold is a plain number.
+    assert verify_one(gold, "so we are left with the count (8)").status == status
+
+
+def test_each_gold_is_parsed_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    import adacot.verify.math as verify_math
+
+    calls: list[str] = []
+    real = verify_math._parse_whole
+
+    def counting(text: str, alarm_s: int) -> tuple[object, ...]:
+        calls.append(text)
+        return real(text, alarm_s)
+
+    monkeypatch.setattr(verify_math, "_parse_whole", counting)
+    gold = "\\frac{7}{13}"  # a gold no other test uses, so the per-process cache starts without it
+    verdicts = [verify_one(gold, f"\\boxed{{{answer}}}") for answer in ("7/13", "\\frac{14}{26}", "0.5")]
+    assert [v.status for v in verdicts] == ["correct", "correct", "wrong"]
+    assert calls.count(gold) == 1
+
+
+@pytest.mark.parametrize(
     ("status", "reason"),
     [("bogus", "why"), ("correct", ""), ("wrong", "   ")],
     ids=["unknown_status", "empty_reason", "blank_reason"],
@@ -164,23 +193,28 @@ def test_comparison_timeout_is_its_own_status(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_answer_parse_timeout_is_its_own_status(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The verifier runs math-verify's extraction loop itself (to know whether the answer was boxed), so the
+    # stand-in hangs the library's per-match parse (extract_match) rather than extract_target_from_pred.
     import math_verify.parser
 
-    real = math_verify.parser.extract_target_from_pred
+    real = math_verify.parser.extract_match
 
-    def slow_on_answer(pred: str, *args: object, **kwargs: object) -> object:
-        if "999" in pred:
+    def slow_on_answer(match: re.Match[str], *args: object, **kwargs: object) -> object:
+        if "999" in match.group(0):
             time.sleep(5)
-        return real(pred, *args, **kwargs)
+        return real(match, *args, **kwargs)
 
-    monkeypatch.setattr(math_verify.parser, "extract_target_from_pred", slow_on_answer)
+    monkeypatch.setattr(math_verify.parser, "extract_match", slow_on_answer)
     verdict = verify_one("5", "\\boxed{999}", timeout_s=1)
     assert verdict.status == "timeout"
     assert verdict.reason.startswith("answer:")
     assert verdict.extracted == "999"
 
 
-def test_verify_many_in_workers_preserves_order() -> None:
+def test_verify_many_in_workers_preserves_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    import adacot.verify.math as verify_math
+
+    monkeypatch.setattr(verify_math, "_MIN_POOLED_ITEMS", 0)  # 40 checks would otherwise stay in this process
     items: list[tuple[str | None, str, str | None]] = []
     expected: list[str] = []
     for i in range(40):
@@ -199,6 +233,28 @@ def test_verify_many_in_workers_preserves_order() -> None:
     verdicts = verify_many(items, workers=2)
     assert [v.status for v in verdicts] == expected
     assert [v.extracted for v in verdicts] == [verify_one(g, r, finish_reason=f).extracted for g, r, f in items]
+
+
+def test_verify_many_from_a_thread_uses_workers_only() -> None:
+    # Off the main thread the caller cannot check its own share (SIGALRM), so every check goes to workers.
+    items = [(c[1], c[2], c[3]) for c in VERDICT_CASES[:12]]
+    got: list[list[Verdict]] = []
+    worker = threading.Thread(target=lambda: got.append(verify_many(items, workers=2)))
+    worker.start()
+    worker.join()
+    assert got == [[verify_one(g, r, finish_reason=f) for g, r, f in items]]
+
+
+def test_verify_many_few_items_start_no_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A worker's start-up (an interpreter importing sympy and math-verify) costs more than a few checks.
+    import adacot.verify.math as verify_math
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a worker pool was started for a handful of checks")
+
+    monkeypatch.setattr(verify_math, "ProcessPoolExecutor", refuse)
+    items = [(c[1], c[2], c[3]) for c in VERDICT_CASES[:5]]
+    assert verify_many(items, workers=2) == [verify_one(g, r, finish_reason=f) for g, r, f in items]
 
 
 def test_verify_many_inline_matches_verify_one() -> None:

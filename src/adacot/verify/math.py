@@ -1,28 +1,57 @@
 """Judge a math response against a gold answer with math-verify, as a ``Verdict`` rather than a boolean.
 
-This module is for the comparison step: parse gold and extracted answer into sympy with math-verify,
-compare them, and say which of ``STATUSES`` the pair ends in. math-verify alone returns ``False`` alike
-for a wrong answer, an unparseable one and a timed-out one; the wrapper here keeps those apart so that
-no row is silently counted as wrong. ``verify_many`` runs the checks in worker processes, because
-math-verify's timeouts use ``SIGALRM`` and only work in a process's main thread.
+This module is for the extraction and comparison steps. Every response goes through math-verify's own
+extraction first (its ``LatexExtractionConfig`` and ``ExprExtractionConfig``: boxed answers at the top
+priority, then its final-answer and "answer" phrases, then LaTeX and numbers anywhere, rightmost first),
+with three corrections where the library demonstrably takes the wrong span: an answer phrase may not
+reach past its own line into the working (nor, for the loosest pattern, lack an "is", "=" or ":"); after
+one marker the nearest answer wins; a closing GSM8K ``#### X`` line beats a phrase from the working.
+A bare LaTeX last line written without ``$`` is parsed whole instead of by the number the library would
+pick out of it. Our own rules (``extract.extract_answer``: an answer phrase, ``####``, a bare answer, the
+last number for plain numeric golds) run only where the library finds nothing. Golds are parsed
+explicitly (in ``$...$``, else ``\\boxed{}``); a gold that is a choice letter or a word is compared as
+text, never as a number. The outcome is one of ``STATUSES``: math-verify alone returns ``False`` alike
+for a wrong answer, an unparseable one and a timed-out one; the wrapper keeps those apart so that no row
+is silently counted as wrong. ``verify_many`` spreads the checks over processes, because math-verify's
+timeouts use ``SIGALRM`` and only work in a process's main thread.
 
-It is not for finding the answer in a response or the gold in a record (``extract.py``), nor for code
-answers or anything else that needs a sandbox.
+It is not for pulling the gold out of a dataset record (``extract.parse_gold``), for string rewrites and
+text-answer rules (``extract.py``), nor for code answers or anything else that needs a sandbox.
 """
 
 from __future__ import annotations
 
+import atexit
 import functools
+import itertools
 import logging
 import math
 import multiprocessing
+import os
 import re
+import sys
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
 
-from adacot.verify.extract import extract_answer, strip_reasoning
+from adacot.verify.extract import (
+    TextGold,
+    bare_line,
+    extract_answer,
+    final_hash_answer,
+    find_text_answer,
+    is_plain_number,
+    normalise_answer,
+    prepare_response,
+    strip_reasoning,
+    text_gold,
+    text_matches,
+)
 from adacot.verify.verdicts import Verdict
+
+__all__ = ["check_golds", "normalise_answer", "verify_many", "verify_one"]
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +59,14 @@ logger = logging.getLogger(__name__)
 # a second, and ``import adacot.verify`` should stay cheap for code that only extracts answers.
 
 _REASON_MAX_CHARS = 120
-_MAX_CHUNKSIZE = 32
+# Parsed golds kept per process: a pool or benchmark repeats each gold k times (one per attempt), and the
+# parse is a good part of a check's cost.
+_GOLD_CACHE_MAX = 4096
+_MAX_CHUNKSIZE = 64
+# Below this many checks the calling process does them all itself: starting a worker (a fresh interpreter
+# importing sympy and math-verify, about 0.75 s of CPU) costs more than it saves on ~3 ms checks.
+_MIN_POOLED_ITEMS = 100
+_OURS = 400  # the priority of an answer found by our own rules: after all of math-verify's patterns
 
 
 class _Timeout(Exception):
@@ -53,65 +89,235 @@ def _alarm_seconds(timeout_s: float) -> int:
     return max(1, math.ceil(timeout_s))
 
 
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
 def _require_main_thread() -> None:
     # Fail fast with a clear message: math-verify would raise a ValueError deep inside, which the per-row
     # error handling below could otherwise mistake for an unparseable answer.
-    if threading.current_thread() is not threading.main_thread():
+    if not _in_main_thread():
         raise RuntimeError(
             "verify_one must run in the main thread of a process (math-verify times out with SIGALRM); "
             "use verify_many, which runs checks in worker processes"
         )
 
 
-def _has_expression(parsed: Sequence[object]) -> bool:
+# --- math-verify's extraction ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Found:
+    """An answer found in a response: its sympy forms (empty when it did not parse), the answer string
+    (what ``Verdict.extracted`` reports) and how it was found: ``boxed``, ``answer_phrase`` (math-verify's
+    "final answer is" / "answer:" patterns, or ours), ``latex`` / ``expression`` (math-verify's rightmost
+    LaTeX span or number with no marker), ``bare`` (a whole bare line), ``gsm8k_hash``, ``last_number``."""
+
+    parsed: tuple[Any, ...]
+    text: str
+    method: str
+    # math-verify's pattern priority (0 boxed, 50-200 answer phrases, 300 unmarked); ours come after.
+    priority: int = _OURS
+
+
+@functools.cache
+def _configs(numbers: bool, latex_only: bool) -> tuple[Any, ...]:
+    """math-verify extraction configs. Boxed answers get priority 0, ahead of final-answer phrases (the
+    library's default 50 would let "final answer is 3" beat a later ``\\boxed{4}``). ``numbers`` lets the
+    library take a number with no marker (the rightmost in the text): ``last_number_fallback`` switches it.
+    Instances are cached because math-verify caches its compiled regexes per config object."""
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig
+
+    latex = LatexExtractionConfig(boxed_match_priority=0)
+    return (latex,) if latex_only else (latex, ExprExtractionConfig(try_extract_without_anchor=numbers))
+
+
+@functools.cache
+def _pattern_groups(numbers: bool, latex_only: bool) -> tuple[tuple[int, tuple[tuple[Any, Any], ...]], ...]:
+    """math-verify's regexes for ``_configs``, grouped by priority, lowest (tried first) first."""
+    from math_verify.parser import get_extraction_regexes
+
+    flat = sorted(
+        (
+            (priority, pattern, target)
+            for patterns, target in get_extraction_regexes(_configs(numbers, latex_only))
+            for pattern, priority in patterns
+        ),
+        key=lambda x: x[0],
+    )
+    return tuple(
+        (priority, tuple((pattern, target) for _, pattern, target in group))
+        for priority, group in itertools.groupby(flat, key=lambda x: x[0])
+    )
+
+
+def _is_expression(value: object) -> bool:
     import sympy
 
-    return any(isinstance(p, (sympy.Basic, sympy.MatrixBase)) for p in parsed)
+    return isinstance(value, (sympy.Basic, sympy.MatrixBase))
 
 
-# Spellings math-verify's LaTeX parser does not take, rewritten before parsing: a thin space (or "{,}")
-# between digit groups is a thousands separator ("1\\,000\\,000"); "~" is a non-breaking space; e-notation
-# ("1.5e3") becomes a power of ten; a Unicode minus is a minus.
-_DIGIT_GROUP = re.compile(r"(?<=\d)(?:\\,|\{,\}|\\ )(?=\d{3}(?!\d))")
-_E_NOTATION = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)[eE]([+-]?\d+)(?!\w)")
+def _method(priority: int, target: object, matched: str) -> str:
+    from math_verify import LatexExtractionConfig
+
+    if priority == 0 and ("\\boxed" in matched or "\\fbox" in matched):
+        return "boxed"
+    if priority < 300:
+        return "answer_phrase"
+    return "latex" if isinstance(target, LatexExtractionConfig) else "expression"
 
 
-def normalise_answer(text: str) -> str:
-    """``text`` with the spellings above rewritten; anything else is left for math-verify."""
-    text = text.replace("\u2212", "-").replace("~", " ")
-    previous = None
-    while previous != text:  # groups overlap ("1\\,000\\,000"), so repeat until nothing changes
-        previous, text = text, _DIGIT_GROUP.sub("", text)
-    return _E_NOTATION.sub(r"\1\\times 10^{\2}", text).strip()
+_MARKER_FILLER = re.compile(r"[\s:*]|\bis\b", re.IGNORECASE)
+_COPULA = re.compile(r"\b(?:is|are|was|were|be|equals?)\b|[=:]", re.IGNORECASE)
+_ANSWER_COLON_PRIORITY = 100  # math-verify's "answer:" pattern; below it only boxed and "final answer is"
+_LOOSE_ANSWER_PRIORITY = 200  # math-verify's "answer" anywhere, followed within 50 characters by the answer
 
 
-def _parse(text: str, alarm_s: int) -> list[object]:
-    """math-verify's parse of ``text``, or ``[]`` if no form of it yields a sympy expression.
+def _answer_start(match: re.Match[str]) -> int:
+    """Where the answer of a phrase match begins (its first named group; the marker has none)."""
+    starts = [match.start(name) for name, value in match.groupdict().items() if value is not None]
+    return min(starts) if starts else match.end()
 
-    Wrapping in ``\\boxed{}`` parses plain answers most reliably ("2^{10}", "\\sqrt2", "(1,2)" and
-    "\\text{(A)}" all fail or misparse bare); ``$...$`` rescues percentages ("10\\%") that the boxed form
-    leaves as a string; the raw text is the last resort. A result holding only strings is math-verify's
-    fallback for "matched but could not parse", so it does not count as parsed.
+
+def _loose_phrase(match: re.Match[str], priority: int) -> bool:
+    """Whether an answer-phrase match is too loose to be an answer marker.
+
+    Two ways math-verify's phrase patterns misfire: (1) they let up to 50 (or 100) characters, newlines
+    included, sit between "answer" and the answer, so in "The answer is 15.\n\nCheck: $15 / 2 = 7.5$"
+    they take the check instead of the 15 on the marker's own line (an answer on the next line right after
+    the marker, "Final answer:\n\n$27$", is still taken); (2) the lowest of them takes "answer" anywhere,
+    so "To answer this, note that 3 apples ..." made 3 the answer: it now needs "is", "be", "=" or ":"
+    between the word and the answer.
     """
-    from math_verify import parse
+    marker = match.group(0).lower().find("answer")
+    if marker == -1:
+        return False
+    gap = match.string[match.start() + marker + len("answer") : _answer_start(match)]
+    if "\n" in gap and _MARKER_FILLER.sub("", gap):
+        return True
+    return priority == _LOOSE_ANSWER_PRIORITY and not _COPULA.search(gap)
+
+
+def _library_find(text: str, *, numbers: bool, latex_only: bool, alarm_s: int) -> _Found | None:
+    """math-verify's extraction of ``text`` in its ``first_match`` mode, keeping which pattern hit.
+
+    This is the loop of ``math_verify.parser.extract_target_from_pred`` with ``extraction_mode=
+    "first_match"``: the priority groups are tried in order and, in the first group with a match, one match
+    is taken, the rightmost (for answer phrases: the last marker and the answer nearest it, and a phrase
+    that ``_loose_phrase`` rejects is no match). If that match does not parse, the answer is unparseable:
+    a later, lower priority number in the reasoning is not what the response committed to. Run here
+    instead of through ``parse`` so the method (boxed or not) and priority are known, which the
+    ``truncated`` rule, the ``####`` rule and the reasons need.
+    """
+    from math_verify import parser
     from math_verify.errors import TimeoutException
+    from math_verify.utils import timeout
 
-    text = normalise_answer(text)
-    for candidate in (f"\\boxed{{{text}}}", f"${text}$", text):
-        try:
-            parsed = parse(candidate, parsing_timeout=alarm_s, raise_on_error=True)
-        except TimeoutException as exc:
-            raise _Timeout(f"parsing {_short(text)!r} took over {alarm_s}s") from exc
-        except Exception as exc:  # noqa: BLE001 - sympy/latex2sympy raise many types on malformed input
-            # One wrapping failing is expected for odd input; the next wrapping may still parse.
-            logger.debug("math-verify could not parse %r: %s: %s", candidate, type(exc).__name__, exc)
-            continue
-        if _has_expression(parsed):
-            return list(parsed)
-    return []
+    def run() -> _Found | None:
+        for priority, patterns in _pattern_groups(numbers, latex_only):
+            matches = [
+                (m, target)
+                for pattern, target in patterns
+                for m in pattern.finditer(text)
+                if not (0 < priority < 300 and _loose_phrase(m, priority))
+            ]
+            if not matches:
+                continue
+            if 0 < priority < 300:
+                # One marker, several answers after it (the library's LaTeX and number patterns both match
+                # "The answer is $\frac{5}{2}$ hours, i.e. 150 minutes"): the last marker, and after it the
+                # answer nearest to it. The library's own order (rightmost end) would take the 150.
+                match, target = max(matches, key=lambda mt: (mt[0].start(), -_answer_start(mt[0])))
+            else:
+                match, target = max(matches, key=lambda mt: (mt[0].end(), -mt[0].start()))
+            # Looked up on the module at call time (not imported by name) so tests can stand in for it.
+            value, string = parser.extract_match(match, target)
+            parsed = (value,) if value is not None and _is_expression(value) else ()
+            text_found = str(string or match.group(0)).strip()
+            return _Found(parsed, text_found, _method(priority, target, match.group(0)), priority)
+        return None
+
+    try:
+        return timeout(timeout_seconds=alarm_s)(run)()
+    except TimeoutException as exc:
+        raise _Timeout(f"extracting from {_short(text)!r} took over {alarm_s}s") from exc
 
 
-def _equivalent(gold: list[object], answer: list[object], alarm_s: int) -> tuple[bool, list[str]]:
+def _parse_whole(text: str, alarm_s: int) -> tuple[Any, ...]:
+    """math-verify's parse of ``text`` taken as one answer, or ``()`` if no wrapping of it parses.
+
+    ``$...$`` first, then ``\\boxed{}`` (they agree on every MATH500 gold); never the bare text, in which
+    math-verify would only find a number inside ("5" of "x \\geq 5").
+    """
+    text = normalise_answer(text).replace("\n", " ")
+    for candidate in (f"${text}$", f"\\boxed{{{text}}}"):
+        found = _library_find(candidate, numbers=False, latex_only=True, alarm_s=alarm_s)
+        if found is not None and found.parsed:
+            return found.parsed
+    return ()
+
+
+# --- golds -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Gold:
+    """A parsed gold: a text gold (choice letter or word), or its sympy forms (empty: unparseable)."""
+
+    text: TextGold | None
+    parsed: tuple[Any, ...]
+    numeric: bool
+
+
+_gold_cache: dict[str, _Gold] = {}
+
+
+def _parse_gold(gold: str, alarm_s: int) -> _Gold:
+    """``gold`` parsed once per process (a timeout is not cached, so the next row tries again)."""
+    cached = _gold_cache.get(gold)
+    if cached is not None:
+        return cached
+    as_text = text_gold(gold)
+    parsed = () if as_text is not None else _parse_whole(gold, alarm_s)
+    result = _Gold(as_text, parsed, as_text is None and is_plain_number(gold))
+    if len(_gold_cache) >= _GOLD_CACHE_MAX:
+        _gold_cache.clear()
+    _gold_cache[gold] = result
+    return result
+
+
+# --- answers -----------------------------------------------------------------------------------------------
+
+
+def _find_math_answer(body: str, *, numbers: bool, last_number: bool, alarm_s: int) -> _Found | None:
+    """The answer ``body`` commits to, for a mathematical gold.
+
+    math-verify's extraction first. Where it found nothing, or only a LaTeX span or number with no marker,
+    a bare LaTeX last line ("x \\geq 5", "y = 2x + 1") is parsed whole instead: the library would have
+    taken the number at its end. Our own rules (``extract_answer``) run only where the library finds
+    nothing; ``last_number`` allows its last-number rule (plain numeric golds only).
+    """
+    found = _library_find(body, numbers=numbers, latex_only=False, alarm_s=alarm_s)
+    hashed = final_hash_answer(body)
+    if hashed is not None and (found is None or found.priority >= _ANSWER_COLON_PRIORITY):
+        # A closing "#### X" line is GSM8K's explicit final answer: it beats a number math-verify took
+        # after "answer" somewhere in the working ("... to the answer from the previous step: 4 + 2").
+        return _Found(_parse_whole(hashed, alarm_s), hashed, "gsm8k_hash")
+    if found is None or found.method in ("latex", "expression"):
+        line = bare_line(body)
+        if line is not None:
+            parsed = _parse_whole(line, alarm_s)
+            if parsed:
+                return _Found(parsed, line, "bare")
+    if found is not None:
+        return found
+    fallback = extract_answer(body, last_number_fallback=last_number)
+    if fallback.answer is None:
+        return None
+    return _Found(_parse_whole(fallback.answer, alarm_s), fallback.answer, fallback.method)
+
+
+def _equivalent(gold: Sequence[Any], answer: Sequence[Any], alarm_s: int) -> tuple[bool, list[str]]:
     """Whether any parsed form of the answer matches any parsed form of the gold.
 
     Pairs are compared one by one (math-verify's own ``verify`` on lists stops at the first error when
@@ -129,11 +335,22 @@ def _equivalent(gold: list[object], answer: list[object], alarm_s: int) -> tuple
                     return True, problems
             except TimeoutException:
                 problems.append("timeout")
-            except Exception as exc:  # noqa: BLE001 - sympy raises many types on exotic comparisons
-                # A comparison that sympy cannot do is a non-match for that pair, not a crash of the run.
+            except Exception as exc:
+                # sympy raises many types on exotic comparisons; a comparison that sympy cannot do is a
+                # non-match for that pair, not a crash of the run.
                 logger.debug("math-verify comparison failed: %s: %s", type(exc).__name__, exc)
                 problems.append(type(exc).__name__)
     return False, problems
+
+
+def _no_answer_reason(response: str, *, text: bool, numbers: bool, last_number: bool) -> str:
+    if not strip_reasoning(response):
+        return "nothing left after removing <think> reasoning" if response.strip() else "empty response"
+    if text:
+        return "no \\boxed answer, answer phrase or short last line found in the response"
+    library = f"\\boxed answer, answer phrase, LaTeX{' or number' if numbers else ''}"
+    ours = f"answer phrase, #### or bare answer{', nor a last number' if last_number else ''}"
+    return f"math-verify found no {library}, and our rules no {ours}, in the response"
 
 
 def verify_one(
@@ -151,77 +368,204 @@ def verify_one(
     expression in it); ``truncated`` (``finish_reason == "length"`` and no ``\\boxed`` answer had been
     given yet, so whatever else was found may be a half-written thought); ``no_answer``;
     ``unparseable_answer``; ``timeout`` (a parse or comparison ran past ``timeout_s``, rounded up to whole
-    seconds, for each step); ``correct``; ``wrong``.
+    seconds, for each step); ``correct``; ``wrong``. ``extracted`` is the answer string found (math-verify's
+    normalised string where the library found it).
 
-    Must run in a process's main thread (math-verify's timeouts use ``SIGALRM``); use ``verify_many``
-    elsewhere.
+    A gold that is a choice letter A-E or a word (``extract.text_gold``) is compared as text: the boxed
+    answer, answer phrase or short last line must give the same letter or word. ``last_number_fallback``
+    lets an unmarked number stand in for the answer (math-verify's rightmost number; our last-number rule
+    for plain numeric golds only). Must run in a process's main thread (math-verify's timeouts use
+    ``SIGALRM``); use ``verify_many`` elsewhere.
     """
     alarm_s = _alarm_seconds(timeout_s)
     _require_main_thread()
     if finish_reason == "error":
         return Verdict("request_error", f"no response to check: {_short(response) or 'request failed'}", None)
-    extraction = extract_answer(response, last_number_fallback=last_number_fallback)
-    extracted = extraction.answer
+    body = prepare_response(response)
 
-    if gold is None or not gold.strip():
-        return Verdict("unparseable_gold", "no gold answer given", extracted)
+    parsed_gold: _Gold | None = None
+    gold_problem: str | None = "no gold answer given"
+    if gold is not None and gold.strip():
+        try:
+            parsed_gold = _parse_gold(gold, alarm_s)
+        except _Timeout as exc:
+            return Verdict("timeout", f"gold: {exc}", extract_answer(body).answer)
+        if parsed_gold.text is not None:
+            return _verify_text(parsed_gold.text, response, body, finish_reason)
+        gold_problem = None if parsed_gold.parsed else f"math-verify found no expression in gold {_short(gold)!r}"
+
+    numeric = parsed_gold is not None and parsed_gold.numeric
     try:
-        gold_parsed = _parse(gold, alarm_s)
+        found = _find_math_answer(
+            body, numbers=last_number_fallback, last_number=last_number_fallback and numeric, alarm_s=alarm_s
+        )
     except _Timeout as exc:
-        return Verdict("timeout", f"gold: {exc}", extracted)
-    if not gold_parsed:
-        return Verdict("unparseable_gold", f"math-verify found no expression in gold {_short(gold)!r}", extracted)
+        if gold_problem is not None:
+            return Verdict("unparseable_gold", gold_problem, extract_answer(body).answer)
+        return Verdict("timeout", f"answer: {exc}", extract_answer(body).answer)
+    extracted = found.text if found is not None else None
+    if gold_problem is not None or parsed_gold is None:
+        return Verdict("unparseable_gold", gold_problem or "no gold answer given", extracted)
 
-    if finish_reason == "length" and extraction.method != "boxed":
-        found = f"; the {extraction.method} answer {_short(extracted)!r} is not trusted" if extracted else ""
-        reason = f"hit the token limit (finish_reason=length) before a \\boxed answer{found}"
+    if finish_reason == "length" and (found is None or found.method != "boxed"):
+        seen = f"; the {found.method} answer {_short(found.text)!r} is not trusted" if found is not None else ""
+        reason = f"hit the token limit (finish_reason=length) before a \\boxed answer{seen}"
         return Verdict("truncated", reason, extracted)
 
-    if extracted is None:
-        if not strip_reasoning(response):
-            reason = "nothing left after removing <think> reasoning" if response.strip() else "empty response"
-        else:
-            searched = "\\boxed, answer phrase, #### or bare answer"
-            reason = f"no {searched}{', nor any number,' if last_number_fallback else ''} found in the response"
+    if found is None:
+        reason = _no_answer_reason(
+            response, text=False, numbers=last_number_fallback, last_number=last_number_fallback and numeric
+        )
         return Verdict("no_answer", reason, None)
-
-    try:
-        answer_parsed = _parse(extracted, alarm_s)
-    except _Timeout as exc:
-        return Verdict("timeout", f"answer: {exc}", extracted)
-    if not answer_parsed:
+    if not found.parsed:
         return Verdict(
             "unparseable_answer",
-            f"math-verify found no expression in the {extraction.method} answer {_short(extracted)!r}",
+            f"math-verify found no expression in the {found.method} answer {_short(found.text)!r}",
             extracted,
         )
 
-    matched, problems = _equivalent(gold_parsed, answer_parsed, alarm_s)
+    matched, problems = _equivalent(parsed_gold.parsed, found.parsed, alarm_s)
     if matched:
-        return Verdict("correct", f"matches gold {_short(gold)!r} ({extraction.method} answer)", extracted)
+        return Verdict("correct", f"matches gold {_short(str(gold))!r} ({found.method} answer)", extracted)
     if "timeout" in problems:
-        reason = f"comparing {_short(extracted)!r} with gold {_short(gold)!r} took over {alarm_s}s"
+        reason = f"comparing {_short(found.text)!r} with gold {_short(str(gold))!r} took over {alarm_s}s"
         return Verdict("timeout", reason, extracted)
-    return Verdict("wrong", f"expected {_short(gold)}, got {_short(extracted)}", extracted)
+    return Verdict("wrong", f"expected {_short(str(gold))}, got {_short(found.text)}", extracted)
 
 
-def _verify_item(
-    item: tuple[str | None, str, str | None], *, last_number_fallback: bool, timeout_s: float
-) -> Verdict:
-    """``verify_one`` on a (gold, response, finish_reason) tuple; module-level so it pickles to workers."""
-    gold, response, finish_reason = item
-    return verify_one(
-        gold, response, finish_reason=finish_reason, last_number_fallback=last_number_fallback, timeout_s=timeout_s
-    )
+def _verify_text(gold: TextGold, response: str, body: str, finish_reason: str | None) -> Verdict:
+    """``verify_one`` for a choice-letter or word gold: compared as text, never through sympy."""
+    found = find_text_answer(body)
+    if finish_reason == "length" and found.method != "boxed":
+        seen = f"; the {found.method} answer {_short(found.answer)!r} is not trusted" if found.answer else ""
+        return Verdict(
+            "truncated", f"hit the token limit (finish_reason=length) before a \\boxed answer{seen}", found.answer
+        )
+    if found.answer is None:
+        return Verdict("no_answer", _no_answer_reason(response, text=True, numbers=False, last_number=False), None)
+    what = "choice" if gold.kind == "choice" else "word"
+    if text_matches(found, gold):
+        return Verdict("correct", f"gives {what} {gold.text!r} ({found.method} answer)", found.answer)
+    return Verdict("wrong", f"expected {what} {gold.text}, got {_short(found.answer)}", found.answer)
 
 
-def _with_progress(results: Iterable[Verdict], total: int, progress: bool) -> Iterator[Verdict]:
-    if not progress:
-        yield from results
-        return
-    from tqdm import tqdm
+# --- many checks -------------------------------------------------------------------------------------------
 
-    yield from tqdm(results, total=total, desc="verify", unit="answer")
+_Item = tuple[str | None, str, str | None]
+
+
+def _verify_chunk(chunk: Sequence[_Item], last_number_fallback: bool, timeout_s: float) -> list[Verdict]:
+    """``verify_one`` over a chunk of (gold, response, finish_reason); module-level so it pickles to workers.
+
+    Golds repeat within a chunk (k attempts per question sit side by side); ``_parse_gold``'s cache makes
+    each distinct gold cost one parse per process.
+    """
+    return [
+        verify_one(g, r, finish_reason=f, last_number_fallback=last_number_fallback, timeout_s=timeout_s)
+        for g, r, f in chunk
+    ]
+
+
+def _leave_quickly() -> None:
+    """A worker's last exit handler: flush stdio and end the process without interpreter teardown.
+
+    Tearing down an interpreter that has loaded sympy takes about half a second (module and cache clean-up),
+    which ``verify_many`` would wait for on every call; the worker holds no other state worth finishing.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def _warm_worker() -> None:
+    """Worker initializer: import math-verify and sympy and compile the extraction regexes before the first
+    chunk arrives, so start-up is paid once per worker and in parallel with the caller's own share; and leave
+    through ``_leave_quickly`` when the pool shuts down."""
+    if multiprocessing.parent_process() is not None:  # only ever in a spawned worker, never in a caller
+        atexit.register(_leave_quickly)
+    for numbers in (True, False):
+        _pattern_groups(numbers, latex_only=False)
+    _pattern_groups(False, latex_only=True)
+    verify_one("1", "\\boxed{1}", timeout_s=5)
+
+
+def _chunks(items: Sequence[_Item], processes: int) -> Iterator[tuple[int, Sequence[_Item]]]:
+    """(start, chunk) pairs covering ``items`` in order. Chunks shrink as the work runs out (a quarter of
+    each process's share of what is left, at most ``_MAX_CHUNKSIZE``), so that large early chunks keep the
+    IPC cost small and small late ones keep the processes finishing together."""
+    start = 0
+    while start < len(items):
+        size = max(1, min(_MAX_CHUNKSIZE, math.ceil((len(items) - start) / (processes * 4))))
+        yield start, items[start : start + size]
+        start += size
+
+
+def _pooled(
+    items: Sequence[_Item],
+    job: Callable[[Sequence[_Item]], list[Verdict]],
+    workers: int,
+    caller_works: bool,
+    tick: Callable[[int], None],
+) -> list[Verdict]:
+    """Run ``job`` over chunks of ``items`` in ``workers`` processes, order kept.
+
+    With ``caller_works`` the calling process is one of them (``workers - 1`` are spawned): it would
+    otherwise sit idle waiting, and the share it checks meanwhile hides the workers' start-up. A feeder
+    thread keeps each spawned worker two chunks ahead whatever the caller is doing, so a slow check in
+    the caller's chunk (sympy can take seconds on one pair) never leaves a worker waiting for work.
+    """
+    pool_size = workers - 1 if caller_works else workers
+    results: list[Verdict | None] = [None] * len(items)
+    todo = _chunks(items, workers)
+    lock = threading.Lock()
+    failures: list[BaseException] = []
+
+    def take() -> tuple[int, Sequence[_Item]] | None:
+        with lock:
+            return None if failures else next(todo, None)
+
+    def store(start: int, verdicts: list[Verdict]) -> None:
+        with lock:
+            results[start : start + len(verdicts)] = verdicts
+            tick(len(verdicts))
+
+    def feed(executor: ProcessPoolExecutor) -> None:
+        pending: dict[Future[list[Verdict]], int] = {}
+        try:
+            while True:
+                while len(pending) < pool_size * 2 and (chunk := take()) is not None:
+                    pending[executor.submit(job, chunk[1])] = chunk[0]
+                if not pending:
+                    return
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    store(pending.pop(future), future.result())
+        except BaseException as exc:  # handed to the caller's thread, which re-raises it
+            with lock:
+                failures.append(exc)
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=pool_size, mp_context=context, initializer=_warm_worker) as executor:
+        if caller_works:
+            feeder = threading.Thread(target=feed, args=(executor,), name="verify-feeder", daemon=True)
+            feeder.start()
+            try:
+                while (chunk := take()) is not None:
+                    store(chunk[0], job(chunk[1]))
+            except BaseException as exc:  # stop the feeder too (Ctrl-C must not wait for the whole run)
+                with lock:
+                    failures.append(exc)
+                raise
+            finally:
+                feeder.join()
+        else:
+            feed(executor)
+    if failures:
+        raise failures[0]
+    done_verdicts = [v for v in results if v is not None]
+    if len(done_verdicts) != len(items):
+        raise RuntimeError(f"verify_many lost {len(items) - len(done_verdicts)} of {len(items)} verdicts")
+    return done_verdicts
 
 
 def verify_many(
@@ -234,33 +578,52 @@ def verify_many(
 ) -> list[Verdict]:
     """``verify_one`` over (gold, response, finish_reason) tuples; verdicts come back in input order.
 
-    With ``workers > 1`` the checks run in a pool of spawned processes: math-verify's ``SIGALRM``
-    timeouts need each check on a main thread, and spawn (not fork) because callers may have torch or
-    vLLM threads alive, which fork copies in a broken state. Work is sent in chunks so the per-task IPC
-    cost stays small next to the ~12 ms a check takes. ``workers <= 1`` runs inline, which must then be
-    on the main thread. ``progress`` shows a tqdm bar with rate.
+    ``workers`` is how many processes check at once. With ``workers > 1``, ``workers - 1`` of them are
+    spawned and the calling process is the last one (when called from a main thread; otherwise all are
+    spawned): math-verify's ``SIGALRM`` timeouts need each check on a main thread, and spawn (not fork)
+    because callers may have torch or vLLM threads alive, which fork copies in a broken state. Spawned
+    workers import math-verify in an initializer while the caller already checks its share, and work is
+    sent in chunks large enough that the per-task IPC cost stays small next to the checks. ``workers <= 1``
+    runs inline, which must then be on the main thread, as do fewer than ``_MIN_POOLED_ITEMS`` checks
+    called from a main thread. ``progress`` shows a tqdm bar with rate.
     """
     _alarm_seconds(timeout_s)  # refuse a bad timeout before paying for worker start-up
-    job = functools.partial(_verify_item, last_number_fallback=last_number_fallback, timeout_s=timeout_s)
+    # Golds are parsed once per call and process; a cache left by an earlier call would make this call's
+    # cost depend on what ran before it (and flatter the caller's share of a pooled run).
+    _gold_cache.clear()
+    job = functools.partial(_verify_chunk, last_number_fallback=last_number_fallback, timeout_s=timeout_s)
     n = len(items)
     if n == 0:
         return []
-    if workers <= 1:
-        _require_main_thread()
-        return list(_with_progress(map(job, items), n, progress))
+    bar = None
+    if progress:
+        from tqdm import tqdm
 
-    pool_size = min(workers, n)
-    # Several chunks per worker balance load when some checks are slow; never more than 32 per chunk.
-    chunksize = max(1, min(_MAX_CHUNKSIZE, math.ceil(n / (pool_size * 4))))
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=pool_size, mp_context=context) as executor:
-        return list(_with_progress(executor.map(job, items, chunksize=chunksize), n, progress))
+        bar = tqdm(total=n, desc="verify", unit="answer")
+
+    def tick(k: int) -> None:
+        if bar is not None:
+            bar.update(k)
+
+    try:
+        caller_works = _in_main_thread()
+        if workers <= 1 or (caller_works and n < _MIN_POOLED_ITEMS):
+            _require_main_thread()
+            out: list[Verdict] = []
+            for _, chunk in _chunks(items, 1):
+                out.extend(job(chunk))
+                tick(len(chunk))
+            return out
+        return _pooled(items, job, min(workers, n), caller_works, tick)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def check_golds(
     golds: Sequence[str | None], *, timeout_s: float = 5.0, workers: int = 2, progress: bool = False
 ) -> list[Verdict | None]:
-    """For each gold, ``None`` if math-verify parses it and it matches itself, else the ``Verdict`` why not.
+    """For each gold, ``None`` if it parses and matches itself, else the ``Verdict`` why not.
 
     Meant to run once per question when a pool or benchmark is built, so a gold that cannot be graded is
     reported once (as a reject with this reason) instead of once per attempt in every later stage. The
@@ -269,7 +632,9 @@ def check_golds(
     """
     verdicts = verify_many(
         [(g, "" if g is None else f"\\boxed{{{g}}}", "stop") for g in golds],
-        timeout_s=timeout_s, workers=workers, progress=progress,
+        timeout_s=timeout_s,
+        workers=workers,
+        progress=progress,
     )
     out: list[Verdict | None] = []
     for verdict in verdicts:
