@@ -21,6 +21,7 @@ from adacot.verify import parse_gold, verify_many, verify_one
 
 CLASSES = {
     "relation",
+    "gold_reading",
     "matrix",
     "boxed_list",
     "final_answer_sentence",

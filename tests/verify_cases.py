@@ -349,6 +349,34 @@ CLASS_CASES: list[tuple[str, str, str, str, str, bool]] = [
     ("bare_latex", "gold_dfrac", r"\dfrac{14}{3}", "math500", "Adding the parts, \\boxed{\\frac{14}{3}}.", True),
     ("bare_latex", "gold_dfrac_wrong", r"\dfrac{14}{3}", "math500", "Adding the parts, \\boxed{\\frac{13}{3}}.", False),
     ("bare_latex", "gold_sqrt_expression", r"3\sqrt{2} - 1", "math500", "So $\\boxed{-1 + \\sqrt{18}}$.", True),
+    # gold readings the library or graders accept: a decimal comma, a unit on the gold, a function or
+    # assignments written out, a one-line list response, the answer written exactly as the gold, and
+    # math-verify's own judgement where ours finds nothing it can parse
+    ("gold_reading", "decimal_comma_gold", "3,75", _S, "Sharing the cost gives each person \\boxed{3.75} euros.", True),
+    ("gold_reading", "decimal_comma_gold_wrong", "3,75", _S, "Each person pays \\boxed{3.57}.", False),
+    ("gold_reading", "decimal_comma_gold_as_list", "3,75", _S, "The two values are \\boxed{3, 75}.", True),
+    ("gold_reading", "thousands_comma_is_no_decimal", "3,750", _S, "In all it costs \\boxed{3.75}.", False),
+    ("gold_reading", "unit_on_gold", "12 weeks", _S, "Dividing 84 days by 7 gives \\boxed{12}.", True),
+    ("gold_reading", "unit_on_gold_wrong", "12 weeks", _S, "Dividing 84 days by 7 gives \\boxed{13}.", False),
+    ("gold_reading", "unit_squared_on_gold", "36 cm^2", _S, "The area is $6 \\times 6 = \\boxed{36}$.", True),
+    ("gold_reading", "pi_is_no_unit", r"2\pi", _S, "The circumference is \\boxed{2}.", False),
+    ("gold_reading", "function_gold_vs_y", "f(x) = 3x - 4", _S, "The line through both points is\ny = 3x - 4", True),
+    ("gold_reading", "function_gold_vs_rhs", "f(x) = 3x - 4", _S, "So the function is \\boxed{3x - 4}.", True),
+    ("gold_reading", "function_gold_wrong", "f(x) = 3x - 4", _S, "The line is\ny = 3x + 4", False),
+    ("gold_reading", "assignments_vs_values", "a = 2, b = 5", _S, "2, 5", True),
+    ("gold_reading", "assignments_vs_values_swapped", "a = 2, b = 5", _S, "5, 7", False),
+    ("gold_reading", "one_line_list_response", "1, 4, 9", _S, "1, 4, 9", True),
+    ("gold_reading", "one_line_list_not_its_last", "9", _S, "1, 4, 9", False),
+    ("gold_reading", "list_after_working_is_no_answer_list", "(1, 2)", _S,
+     "We try every pair.\n1, 2", False),
+    ("gold_reading", "clock_time_same_text", "10:45", _S, "The train arrives at $\\boxed{10:45}$.", True),
+    ("gold_reading", "clock_time_other", "10:45", _S, "The train arrives at $\\boxed{10:54}$.", False),
+    ("gold_reading", "sentence_same_text", r"\text{the diagonals bisect each other}", _S,
+     "Hence $\\boxed{\\text{the diagonals bisect each other}}$.", True),
+    ("gold_reading", "percent_word_library", r"35\%", _S, "So the discount is $\\boxed{35 percent}$.", True),
+    ("gold_reading", "percent_word_library_wrong", r"35\%", _S, "So the discount is $\\boxed{53 percent}$.", False),
+    ("gold_reading", "boxes_in_gold_with_words", r"\boxed{3} apples and \boxed{4} pears", _S,
+     "Solving both equations, $\\boxed{3, 4}$.", True),
 ]
 # fmt: on
 

@@ -277,9 +277,11 @@ def prepare_response(text: str) -> str:
 
 
 # What may stand between two boxes of one answer list: commas, "and"/"or", "x =" before the next box,
-# spacing and math delimiters ("x = \boxed{1} or x = \boxed{2}", "\boxed{1}, \boxed{2} and \boxed{3}").
+# spacing and math delimiters ("x = \boxed{1} or x = \boxed{2}", "\boxed{1}, \boxed{2} and \boxed{3}"),
+# and a short \text{} that ends in "and", "or" or a comma ("\boxed{(3, 3)} \text{ for part (a) and } ...").
 _LIST_GAP = re.compile(
     r"^(?:\s|\$|,|;|&|\\[,;:! ]|\\q?quad|\\\(|\\\)|\\text\{\s*(?:and|or|,)?\s*\}|\b(?:and|or)\b"
+    r"|\\text\{[^{}$]{0,40}?(?:\band|\bor|,)\s*\}"
     r"|[A-Za-z](?:_\{?\w+\}?)?\s*=)*$"
 )
 
@@ -342,6 +344,12 @@ _LAST_LINE_MAX_CHARS = 120
 _PROSE_WORD = re.compile(r"(?<![\\A-Za-z{])[A-Za-z]{2,}(?![A-Za-z]*\})")
 
 
+_NUMBER_LIST = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:\s*,\s*-?(?:\d+\.?\d*|\.\d+))+\.?")
+
+
+_DECIMAL_COMMA = re.compile(r"-?\d+,\d{1,2}")
+
+
 def bare_line(body: str) -> str | None:
     """The last line of ``body`` if it is a bare mathematical answer written without ``$`` delimiters.
 
@@ -357,7 +365,10 @@ def bare_line(body: str) -> str | None:
     line = lines[-1]
     if len(line) > _LAST_LINE_MAX_CHARS or re.search(r"\$|\\\(|\\\[|\\boxed|\\fbox", line):
         return None
-    if not re.search(r"\\[A-Za-z]|[=<>^+*/(\[]|\d\s*-|-\s*\d", line):
+    # A list of plain numbers ("1, 2, 3") counts only as a whole one-line response: at the end of longer
+    # working it may just as well be a list of intermediate values. "1000,99" is a decimal comma, not a list.
+    number_list = len(lines) == 1 and _NUMBER_LIST.fullmatch(line) is not None and not _DECIMAL_COMMA.fullmatch(line)
+    if not number_list and not re.search(r"\\[A-Za-z]|[=<>^+*/(\[]|\d\s*-|-\s*\d", line):
         return None
     cleaned = _clean_span(line)
     if cleaned is None or _PROSE_WORD.search(cleaned):

@@ -9,11 +9,16 @@ one marker the nearest answer wins; a closing GSM8K ``#### X`` line beats a phra
 A bare LaTeX last line written without ``$`` is parsed whole instead of by the number the library would
 pick out of it. Our own rules (``extract.extract_answer``: an answer phrase, ``####``, a bare answer, the
 last number for plain numeric golds) run only where the library finds nothing. Golds are parsed
-explicitly (in ``$...$``, else ``\\boxed{}``); a gold that is a choice letter or a word is compared as
-text, never as a number. The outcome is one of ``STATUSES``: math-verify alone returns ``False`` alike
-for a wrong answer, an unparseable one and a timed-out one; the wrapper keeps those apart so that no row
-is silently counted as wrong. ``verify_many`` spreads the checks over processes, because math-verify's
-timeouts use ``SIGALRM`` and only work in a process's main thread.
+explicitly (in ``$...$``, else ``\\boxed{}``; a gold holding boxes as the library reads it), with the
+readings ``gold_forms`` adds (a decimal comma, a number with a unit, a function's right-hand side,
+assignments' values); a gold that is a choice letter or a word is compared as text, never as a number.
+Where that reading is not ``correct``, two more checks may still accept the answer: the answer written
+exactly as the gold (``same_text``), and, where our reading found nothing it could parse, math-verify's own
+default judgement (``verify(parse(gold), parse(response))``), so that our corrections never lose an
+answer the library accepts for want of parsing it. The outcome is one of ``STATUSES``: math-verify alone
+returns ``False`` alike for a wrong answer, an unparseable one and a timed-out one; the wrapper keeps
+those apart so that no row is silently counted as wrong. ``verify_many`` spreads the checks over
+processes, because math-verify's timeouts use ``SIGALRM`` and only work in a process's main thread.
 
 It is not for pulling the gold out of a dataset record (``extract.parse_gold``), for string rewrites and
 text-answer rules (``extract.py``), nor for code answers or anything else that needs a sandbox.
@@ -33,6 +38,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
@@ -271,6 +277,41 @@ class _Gold:
 
 _gold_cache: dict[str, _Gold] = {}
 
+# "1,22": a comma before one or two digits is no thousands separator; graders of these datasets (and
+# math-verify) read it as a decimal comma. The list reading (1, 22) is kept as well.
+_DECIMAL_COMMA = re.compile(r"^(-?\d+),(\d{1,2})$")
+# "10 weeks", "10weeks", "10 cm^2", "18 \\text{dollars}": a number with a unit word of two letters or more.
+_UNIT_SUFFIX = re.compile(
+    r"^(?P<number>-?\d+(?:\.\d+)?)\s*(?:\\(?:text|mbox|mathrm)\s*\{\s*)?(?P<unit>[A-Za-z]{2,12})"
+    r"(?:\^\{?\d\}?)?\s*\}?\.?$"
+)
+# "f(x) = 2x + 3" is also answered by "y = 2x + 3" or "2x + 3"; "x = 1, y = 2, z = 3" by "1, 2, 3".
+_FUNCTION_GOLD = re.compile(r"^(?:[A-Za-z]\s*\(\s*[A-Za-z]\s*\)|y)\s*=\s*(?P<rhs>[^=]+)$")
+_ASSIGNMENT = re.compile(r"^[A-Za-z](?:_\{?\w+\}?)?\s*=\s*(?P<value>[^=]+)$")
+_NOT_UNITS = frozenset({"pi", "ln", "log", "sin", "cos", "tan", "sqrt", "inf", "infty", "exp", "deg"})
+
+
+def gold_forms(gold: str) -> list[str]:
+    """The readings of a gold that an answer may match: the gold itself, plus the decimal reading of a
+    decimal comma ("1,22" is also 1.22), the number of a number with a unit ("10 weeks" is also 10), the
+    right-hand side of a function ("f(x) = 2x + 3") and the values of assignments ("x = 1, y = 2")."""
+    forms = [gold]
+    stripped = gold.strip().strip("$").strip()
+    decimal = _DECIMAL_COMMA.match(stripped)
+    if decimal is not None:
+        forms.append(f"{decimal.group(1)}.{decimal.group(2)}")
+    unit = _UNIT_SUFFIX.match(stripped)
+    if unit is not None and unit.group("unit").lower() not in _NOT_UNITS:
+        forms.append(unit.group("number"))
+    function = _FUNCTION_GOLD.match(stripped)
+    if function is not None:
+        forms.append(function.group("rhs"))
+    parts = [part.strip() for part in stripped.split(",")]
+    values = [_ASSIGNMENT.match(part) for part in parts]
+    if len(parts) >= 2 and all(v is not None for v in values):
+        forms.append(", ".join(v.group("value") for v in values if v is not None))
+    return forms
+
 
 def _parse_gold(gold: str, alarm_s: int) -> _Gold:
     """``gold`` parsed once per process (a timeout is not cached, so the next row tries again)."""
@@ -278,8 +319,17 @@ def _parse_gold(gold: str, alarm_s: int) -> _Gold:
     if cached is not None:
         return cached
     as_text = text_gold(gold)
-    parsed = () if as_text is not None else _parse_whole(gold, alarm_s)
-    result = _Gold(as_text, parsed, as_text is None and is_plain_number(gold))
+    forms = [] if as_text is not None else gold_forms(gold)
+    parsed: tuple[Any, ...] = ()
+    if as_text is None and ("\\boxed" in gold or "\\fbox" in gold):
+        # A gold that holds boxes is read as math-verify reads it (which boxes make up the answer is the
+        # library's call: "\\boxed{1} papers and \\boxed{2} bins" is {1, 2}); wrapping it in $...$ would
+        # join every box in it.
+        found = _library_find(normalise_answer(gold), numbers=False, latex_only=True, alarm_s=alarm_s)
+        parsed = found.parsed if found is not None else ()
+    if not parsed:
+        parsed = tuple(p for form in forms for p in _parse_whole(form, alarm_s))
+    result = _Gold(as_text, parsed, as_text is None and any(is_plain_number(form) for form in forms))
     if len(_gold_cache) >= _GOLD_CACHE_MAX:
         _gold_cache.clear()
     _gold_cache[gold] = result
@@ -353,6 +403,61 @@ def _no_answer_reason(response: str, *, text: bool, numbers: bool, last_number: 
     return f"math-verify found no {library}, and our rules no {ours}, in the response"
 
 
+_DELIMITERS = re.compile(r"\$|\\\(|\\\)|\\\[|\\\]|\\left|\\right|\\[,;:! ]|\s+")
+
+
+def same_text(answer: str, gold: str) -> bool:
+    """Whether ``answer`` is written exactly as ``gold``, up to spacing, math delimiters, ``\\left``/
+    ``\\right`` and a trailing period: then it is right whatever either parses to (a clock time "12:00",
+    a sentence in ``\\text{}``), and no wrong answer can pass."""
+    a = _DELIMITERS.sub("", answer).rstrip(".")
+    g = _DELIMITERS.sub("", gold).rstrip(".")
+    unboxed = re.fullmatch(r"\\boxed\{(.*)\}", g)
+    if unboxed is not None:
+        g = unboxed.group(1)
+    # A gold with no letter or digit ("???", a GSM8K record whose #### holds no number) is a broken record,
+    # not an answer that only identical text can match.
+    return bool(re.search(r"[^\W_]", g)) and a == g
+
+
+def _library_verdict(gold: str, response: str, alarm_s: int, numbers: bool) -> str | None:
+    """math-verify's default judgement, ``verify(parse(gold), parse(response))``, as peers call it: the
+    gold in ``$...$`` unless it already carries delimiters or a box, the response after its ``<think>``
+    reasoning. ``numbers`` (``last_number_fallback``) lets a number with no marker be the answer, as in
+    the library's defaults; without it only anchored answers count. Returns the library's answer string
+    when it calls the pair equal, else ``None`` (a parse or comparison that fails or times out is no
+    match)."""
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+    from math_verify.errors import TimeoutException
+
+    configs = (
+        [LatexExtractionConfig(), ExprExtractionConfig()]
+        if numbers
+        else [
+            LatexExtractionConfig(try_extract_without_anchor=False),
+            ExprExtractionConfig(try_extract_without_anchor=False),
+        ]
+    )
+
+    body = strip_reasoning(response)
+    if not body or not re.search(r"[^\W_]", gold):  # no letter or digit: a broken record ("@@", "???")
+        return None
+    gold_text = gold if any(mark in gold for mark in ("$", "\\(", "\\[", "\\boxed")) else f"${gold}$"
+    try:
+        parsed_gold = parse(gold_text, parsing_timeout=alarm_s)
+        parsed_answer = parse(body, extraction_config=configs, parsing_timeout=alarm_s)
+        if not parsed_gold or not parsed_answer:
+            return None
+        if verify(parsed_gold, parsed_answer, timeout_seconds=alarm_s):
+            return str(parsed_answer[-1])
+    except TimeoutException:
+        return None
+    except Exception as exc:
+        # sympy and the LaTeX parser raise many types on odd input; for this second opinion that is a no.
+        logger.debug("math-verify's default judgement failed: %s: %s", type(exc).__name__, exc)
+    return None
+
+
 def verify_one(
     gold: str | None,
     response: str,
@@ -376,11 +481,41 @@ def verify_one(
     lets an unmarked number stand in for the answer (math-verify's rightmost number; our last-number rule
     for plain numeric golds only). Must run in a process's main thread (math-verify's timeouts use
     ``SIGALRM``); use ``verify_many`` elsewhere.
+
+    Where our reading ends in anything but ``correct``, two checks that cannot call a wrong answer right
+    still may: the answer written exactly as the gold (``same_text``), and, where our reading found no
+    answer it could parse (``no_answer``, ``unparseable_answer``, ``unparseable_gold``), math-verify's own
+    default judgement ``verify(parse(gold), parse(response))``: the library comes first, and our rules
+    only add what it lacks (they must never lose an answer it accepts for want of parsing it).
     """
     alarm_s = _alarm_seconds(timeout_s)
     _require_main_thread()
     if finish_reason == "error":
         return Verdict("request_error", f"no response to check: {_short(response) or 'request failed'}", None)
+    verdict = _verify_ours(
+        gold, response, finish_reason=finish_reason, last_number_fallback=last_number_fallback, timeout_s=timeout_s
+    )
+    if verdict.status in ("correct", "truncated", "timeout") or gold is None or not gold.strip():
+        return verdict
+    if verdict.extracted is not None and same_text(verdict.extracted, gold):
+        return Verdict("correct", f"written exactly as gold {_short(gold)!r}", verdict.extracted)
+    if verdict.status in ("no_answer", "unparseable_answer", "unparseable_gold"):
+        library = _library_verdict(gold, response, alarm_s, numbers=last_number_fallback)
+        if library is not None:
+            return Verdict("correct", f"math-verify's default extraction matches gold {_short(gold)!r}", library)
+    return verdict
+
+
+def _verify_ours(
+    gold: str | None,
+    response: str,
+    *,
+    finish_reason: str | None = None,
+    last_number_fallback: bool = True,
+    timeout_s: float = 5.0,
+) -> Verdict:
+    """``verify_one`` by our reading alone: math-verify's extraction with our corrections, explicit golds."""
+    alarm_s = _alarm_seconds(timeout_s)
     body = prepare_response(response)
 
     parsed_gold: _Gold | None = None
@@ -454,12 +589,22 @@ def _verify_text(gold: TextGold, response: str, body: str, finish_reason: str | 
 _Item = tuple[str | None, str, str | None]
 
 
-def _verify_chunk(chunk: Sequence[_Item], last_number_fallback: bool, timeout_s: float) -> list[Verdict]:
+_current_call: list[str] = [""]
+_call_numbers = itertools.count()
+
+
+def _verify_chunk(
+    chunk: Sequence[_Item], last_number_fallback: bool, timeout_s: float, call: str = ""
+) -> list[Verdict]:
     """``verify_one`` over a chunk of (gold, response, finish_reason); module-level so it pickles to workers.
 
     Golds repeat within a chunk (k attempts per question sit side by side); ``_parse_gold``'s cache makes
-    each distinct gold cost one parse per process.
+    each distinct gold cost one parse per process and ``verify_many`` call (``call`` names the call: a
+    worker kept from an earlier call starts its cache afresh, as the caller does).
     """
+    if call != _current_call[0]:
+        _current_call[0] = call
+        _gold_cache.clear()
     return [
         verify_one(g, r, finish_reason=f, last_number_fallback=last_number_fallback, timeout_s=timeout_s)
         for g, r, f in chunk
@@ -487,6 +632,43 @@ def _warm_worker() -> None:
         _pattern_groups(numbers, latex_only=False)
     _pattern_groups(False, latex_only=True)
     verify_one("1", "\\boxed{1}", timeout_s=5)
+
+
+_executors: dict[int, ProcessPoolExecutor] = {}
+_executors_lock = threading.Lock()
+
+
+def _executor(size: int) -> ProcessPoolExecutor:
+    """The process's pool of ``size`` spawned workers, started on first use and kept until the process ends.
+
+    Starting a worker (a fresh interpreter importing sympy and math-verify) costs about a second of CPU;
+    a process that checks answers more than once (an evaluation per benchmark, the CLI over several files,
+    a test session) pays it once instead of on every call.
+    """
+    with _executors_lock:
+        executor = _executors.get(size)
+        if executor is None:
+            context = multiprocessing.get_context("spawn")
+            executor = ProcessPoolExecutor(max_workers=size, mp_context=context, initializer=_warm_worker)
+            _executors[size] = executor
+            if len(_executors) == 1:
+                atexit.register(_shutdown_executors)
+        return executor
+
+
+def _drop_executor(size: int) -> None:
+    with _executors_lock:
+        executor = _executors.pop(size, None)
+    if executor is not None:
+        executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _shutdown_executors() -> None:
+    with _executors_lock:
+        executors = list(_executors.values())
+        _executors.clear()
+    for executor in executors:
+        executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _chunks(items: Sequence[_Item], processes: int) -> Iterator[tuple[int, Sequence[_Item]]]:
@@ -544,8 +726,8 @@ def _pooled(
             with lock:
                 failures.append(exc)
 
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=pool_size, mp_context=context, initializer=_warm_worker) as executor:
+    executor = _executor(pool_size)
+    try:
         if caller_works:
             feeder = threading.Thread(target=feed, args=(executor,), name="verify-feeder", daemon=True)
             feeder.start()
@@ -560,7 +742,12 @@ def _pooled(
                 feeder.join()
         else:
             feed(executor)
+    except BrokenProcessPool:
+        _drop_executor(pool_size)  # a worker died (killed, out of memory): the next call starts afresh
+        raise
     if failures:
+        if isinstance(failures[0], BrokenProcessPool):
+            _drop_executor(pool_size)
         raise failures[0]
     done_verdicts = [v for v in results if v is not None]
     if len(done_verdicts) != len(items):
@@ -583,7 +770,8 @@ def verify_many(
     spawned): math-verify's ``SIGALRM`` timeouts need each check on a main thread, and spawn (not fork)
     because callers may have torch or vLLM threads alive, which fork copies in a broken state. Spawned
     workers import math-verify in an initializer while the caller already checks its share, and work is
-    sent in chunks large enough that the per-task IPC cost stays small next to the checks. ``workers <= 1``
+    sent in chunks large enough that the per-task IPC cost stays small next to the checks. The spawned
+    workers are kept for the next call in the same process (``_executor``). ``workers <= 1``
     runs inline, which must then be on the main thread, as do fewer than ``_MIN_POOLED_ITEMS`` checks
     called from a main thread. ``progress`` shows a tqdm bar with rate.
     """
@@ -591,7 +779,8 @@ def verify_many(
     # Golds are parsed once per call and process; a cache left by an earlier call would make this call's
     # cost depend on what ran before it (and flatter the caller's share of a pooled run).
     _gold_cache.clear()
-    job = functools.partial(_verify_chunk, last_number_fallback=last_number_fallback, timeout_s=timeout_s)
+    call = f"{os.getpid()}:{next(_call_numbers)}"
+    job = functools.partial(_verify_chunk, last_number_fallback=last_number_fallback, timeout_s=timeout_s, call=call)
     n = len(items)
     if n == 0:
         return []
