@@ -276,3 +276,12 @@ def test_import_starts_nothing() -> None:
     # Hand the child this process's sys.path so it finds the package however pytest was pointed at it.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_a_cut_off_response_with_an_empty_box_is_truncated() -> None:
+    # A response cut at the token limit that only announced its box ("\\boxed{} format:") is truncated,
+    # not an unparseable boxed answer: nothing was committed to before the cut.
+    response = "Gus has 13 apples left.\n\nLet's find the answer in \\boxed{} format:\n\n\\begin{align*}\n13 &= 13 *"
+    verdict = verify_one("9", response, finish_reason="length")
+    assert verdict.status == "truncated"
+    assert verify_one("9", "So \\boxed{9}, and then more text that got cu", finish_reason="length").status == "correct"

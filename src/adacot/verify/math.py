@@ -542,7 +542,9 @@ def _verify_ours(
     if gold_problem is not None or parsed_gold is None:
         return Verdict("unparseable_gold", gold_problem or "no gold answer given", extracted)
 
-    if finish_reason == "length" and (found is None or found.method != "boxed"):
+    # Cut off: only a complete boxed answer that parses was committed to before the cut ("\\boxed{} format:
+    # ..." with the box still empty is not one).
+    if finish_reason == "length" and (found is None or found.method != "boxed" or not found.parsed):
         seen = f"; the {found.method} answer {_short(found.text)!r} is not trusted" if found is not None else ""
         reason = f"hit the token limit (finish_reason=length) before a \\boxed answer{seen}"
         return Verdict("truncated", reason, extracted)
