@@ -15,7 +15,7 @@ import pytest
 import yaml
 from hypothesis import settings
 
-from adacot.config import Params, VerifyParams, parse_params
+from adacot.config import EngineParams, LevelsParams, Params, VerifyParams, parse_params
 from adacot.llm.base import Completion, Conversation, Sampling
 from adacot.prompts import PromptSet
 from adacot.stageio import load_prompts
@@ -146,3 +146,32 @@ def base_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("model") / "base"
     prepare_model("bundled", out)
     return out
+
+
+def engine_params(backend: str, max_model_len: int = 1024) -> EngineParams:
+    """Engine settings for tests that load the bundled model on CPU (small KV cache, no compile)."""
+    return EngineParams(
+        backend=backend,
+        dtype="float32",
+        max_model_len=max_model_len,
+        enforce_eager=True,
+        in_process=True,
+        batch_requests=64,
+        cpu_kvcache_space_gib=1,
+        cpu_threads=2,
+        gpu_memory_utilization=0.9,
+        tensor_parallel_size=1,
+        data_parallel_size=1,
+    )
+
+
+# A fixed level rule (not params.yaml's, which users tune), so level tables test the mechanism.
+BAND_RULE = LevelsParams(
+    rule="pass_rate_bands",
+    solved_pass_rate=0.75,
+    min_pass_rate={"medium": 0.5, "hard": 0.25, "very_hard": 0.01},
+    edges="quantile",
+    min_score={"medium": 0.75, "hard": 0.5, "very_hard": 0.25},
+    aggregate="min",
+    score_attempt="best",
+)

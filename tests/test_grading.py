@@ -6,9 +6,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import FakeChatModel
+from conftest import BAND_RULE, FakeChatModel
 
-from adacot.config import LevelsParams, Params, VerifyParams
+from adacot.config import Params, VerifyParams
 from adacot.errors import StageFailure
 from adacot.grading import grade_attempts
 from adacot.levels import assign_levels
@@ -109,15 +109,7 @@ def test_grade_attempts_rerun_hits_cache(
 
 
 # The level rule itself is tested in test_levels.py; this checks grading's output feeds it.
-RULE = LevelsParams(
-    rule="pass_rate_bands",
-    solved_pass_rate=0.75,
-    min_pass_rate={"medium": 0.5, "hard": 0.25, "very_hard": 0.01},
-    edges="quantile",
-    min_score={"medium": 0.75, "hard": 0.5, "very_hard": 0.25},
-    aggregate="min",
-    score_attempt="best",
-)
+RULE = BAND_RULE
 
 
 def test_grade_then_level(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
+from conftest import BAND_RULE
 
 from adacot.config import LevelsParams, Params
 from adacot.levels import (
@@ -39,15 +40,7 @@ LEVEL_CASES = [
 
 
 # A fixed rule (not params.yaml's, which users tune) so these tables test the mechanism.
-RULE = LevelsParams(
-    rule="pass_rate_bands",
-    solved_pass_rate=0.75,
-    min_pass_rate={"medium": 0.5, "hard": 0.25, "very_hard": 0.01},
-    edges="quantile",
-    min_score={"medium": 0.75, "hard": 0.5, "very_hard": 0.25},
-    aggregate="min",
-    score_attempt="best",
-)
+RULE = BAND_RULE
 PRM_RULE = LevelsParams.model_validate({**RULE.model_dump(), "rule": "prm"})
 
 

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from conftest import engine_params
 from openai_fake_server import FakeOpenAIServer, Faults, judge_p_yes
 
-from adacot.config import EngineParams, LevelsParams, Params, PrmParams, parse_params
+from adacot.config import LevelsParams, Params, PrmParams, parse_params
 from adacot.errors import StageFailure
 from adacot.levels import aggregate_steps, assign_levels, attempt_scores, question_scores
 from adacot.llm import ResponseCache
@@ -277,28 +278,12 @@ def test_generative_judge_needs_probabilities() -> None:
         GenerativeJudge(object())
 
 
-def _engine(backend: str) -> EngineParams:
-    return EngineParams(
-        backend=backend,
-        dtype="float32",
-        max_model_len=1024,
-        enforce_eager=True,
-        in_process=True,
-        batch_requests=64,
-        cpu_kvcache_space_gib=1,
-        cpu_threads=2,
-        gpu_memory_utilization=0.9,
-        tensor_parallel_size=1,
-        data_parallel_size=1,
-    )
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["vllm", "transformers"])
 def test_generative_judge_with_the_bundled_model(base_model: Path, backend: str) -> None:
     from adacot.llm import open_local_model
 
-    model = open_local_model(base_model, _engine(backend), seed=0)
+    model = open_local_model(base_model, engine_params(backend), seed=0)
     try:
         judge = GenerativeJudge(model)
         items = [("What is 2 + 3?", ["2 + 3 = 5.", "So the answer is 5."]), ("What is 4 * 5?", ["4 * 5 = 9."])]
@@ -344,7 +329,7 @@ def test_discriminative_prm_through_vllm_pooling_runner(base_model: Path, tmp_pa
     model = _with_head(base_model, tmp_path / "seeded", "seeded")
     runs = []
     for _ in range(2):
-        prm = VllmProcessRewardModel(model, "smollm2-head@test", _engine("vllm"), seed=0)
+        prm = VllmProcessRewardModel(model, "smollm2-head@test", engine_params("vllm"), seed=0)
         try:
             assert prm.separator == "\n\n"  # no <extra_0> in SmolLM2's vocabulary
             ids, positions = prm._prompt("What is 2 + 3?", ["2 + 3 = 5.", "So 5."])
@@ -365,7 +350,7 @@ def test_discriminative_prm_with_a_broken_head_is_caught(base_model: Path, tmp_p
 
     questions, attempts = _frames()
     prm = VllmProcessRewardModel(
-        _with_head(base_model, tmp_path / "nan", "nan"), "nan-head@test", _engine("vllm"), seed=0
+        _with_head(base_model, tmp_path / "nan", "nan"), "nan-head@test", engine_params("vllm"), seed=0
     )
     try:
         table, metrics = score_failures(questions, attempts, prm, PRM)

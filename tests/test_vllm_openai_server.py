@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import engine_params
 
 from adacot.config import parse_params
 from adacot.llm import ResponseCache, Sampling, cached_complete, open_teacher_model
@@ -142,7 +143,6 @@ def test_served_judge_agrees_with_the_local_judge(
 ) -> None:
     # prm.backend=openai: the same weights served by vLLM give the same step scores as the local engine,
     # read from the first token's top_logprobs; a second scoring is answered by the cache.
-    from adacot.config import EngineParams
     from adacot.llm import open_local_model
     from adacot.prm import GenerativeJudge, open_scorer
 
@@ -162,19 +162,7 @@ def test_served_judge_agrees_with_the_local_judge(
     served = served_judge.score(items)
     assert served_judge.metrics()["cache"]["misses"] == 3
 
-    engine = EngineParams(
-        backend="vllm",
-        dtype="float32",
-        max_model_len=1024,
-        enforce_eager=True,
-        in_process=True,
-        batch_requests=64,
-        cpu_kvcache_space_gib=1,
-        cpu_threads=2,
-        gpu_memory_utilization=0.9,
-        tensor_parallel_size=1,
-        data_parallel_size=1,
-    )
+    engine = engine_params("vllm")
     local_model = open_local_model(base_model, engine, seed=0)
     try:
         local = GenerativeJudge(local_model).score(items)

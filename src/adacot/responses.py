@@ -17,21 +17,7 @@ import polars as pl
 
 from adacot.llm import ChatModel, Price, ResponseCache, Sampling, cached_complete, failure_budget
 from adacot.prompts import PromptSet
-
-RESPONSE_SCHEMA: dict[str, pl.DataType] = {
-    "question_id": pl.String(),
-    "sample_index": pl.Int32(),
-    "text": pl.String(),
-    "finish_reason": pl.String(),
-    "prompt_tokens": pl.Int64(),
-    "completion_tokens": pl.Int64(),
-    "model_id": pl.String(),
-    "prompt_version": pl.String(),
-    "reasoning_tokens": pl.Int64(),
-    "latency_s": pl.Float64(),
-    "served_model": pl.String(),
-    "error": pl.String(),
-}
+from adacot.schemas import RESPONSES
 
 
 def collect_responses(
@@ -84,7 +70,7 @@ def collect_responses(
                     "error": c.error,
                 }
             )
-    frame = pl.DataFrame(rows, schema=RESPONSE_SCHEMA)
+    frame = pl.DataFrame(rows, schema=RESPONSES)
     metrics = stats.as_metrics()
     client_stats = getattr(model, "stats", None)
     if client_stats is not None and hasattr(client_stats, "as_metrics"):

@@ -47,6 +47,9 @@ _GENERATION: Schema = {
 
 _VERDICT: Schema = {"status": pl.String(), "reason": pl.String(), "extracted": pl.String()}
 
+# A role's raw answers, one row per (question, sample index), before any verdict (responses.py).
+RESPONSES: Schema = {**_GENERATION, "text": pl.String()}
+
 ATTEMPTS: Schema = {**_GENERATION, "attempt": pl.String(), **_VERDICT}
 
 DATABASE: Schema = {
