@@ -1,10 +1,10 @@
-"""DVC stage evaluate: pass@1 (mean of n samples, with stderr) of one model on every benchmark."""
+"""DVC stage evaluate: one model on every benchmark: pass@1 ± stderr, pass@k, cons@k, truncation, tokens."""
 
 from pathlib import Path
 
 from adacot.evaluation import evaluate_model
 from adacot.llm import ResponseCache
-from adacot.llm.roles import local_model, sampling_from
+from adacot.llm.roles import evaluated_model
 from adacot.schemas import BENCHMARK, EVAL_RESPONSES, read_table, write_table
 from adacot.stageio import load_prompts, run_stage, setup, write_metrics
 
@@ -14,7 +14,8 @@ def main() -> None:
         __doc__,
         {
             "benchmarks": "benchmark parquet",
-            "model": "HF folder to evaluate",
+            "which": "base or student: which model (a folder here, or a served name with evaluate.backend=openai)",
+            "model": "HF folder to evaluate (evaluate.backend=local)",
             "prompts": "prompt YAML",
             "cache_dir": "response cache folder (outside DVC outs)",
             "responses": "out: responses parquet",
@@ -22,16 +23,18 @@ def main() -> None:
         },
     )
     benchmarks = read_table(Path(args.benchmarks), BENCHMARK)
-    with local_model(args.model, params) as model:
+    with evaluated_model(params, args.which, args.model) as (model, price):
         responses, metrics = evaluate_model(
             benchmarks,
             model,
             load_prompts(args.prompts),
-            sampling_from(params.evaluate, params.seed),
-            params.evaluate.samples,
+            params.evaluate,
+            params.benchmarks,
+            params.seed,
             params.verify,
             ResponseCache(Path(args.cache_dir)),
             params.engine.batch_requests,
+            price,
         )
     write_table(responses, EVAL_RESPONSES, Path(args.responses))
     write_metrics(args.metrics, metrics)

@@ -1,32 +1,34 @@
-"""DVC stage prepare_pool: shipped GSM8K + generated questions -> pool, benchmarks, rejects."""
+"""DVC stage prepare_pool: the sources of `pool.sources` and `benchmarks` -> pool, benchmarks, rejects."""
 
 from pathlib import Path
 
 from adacot.pools import build_pool_and_benchmarks
 from adacot.schemas import BENCHMARK, QUESTIONS, REJECTS, write_table
-from adacot.stageio import read_jsonl, run_stage, setup, write_metrics
+from adacot.sources import check_source_files, load_source
+from adacot.stageio import run_stage, setup, write_metrics
 
 
 def main() -> None:
     args, params = setup(
         __doc__,
         {
-            "gsm8k_train": "GSM8K train JSONL (pool source)",
-            "gsm8k_test": "GSM8K test JSONL (benchmark source)",
+            "inputs": "the folders this stage tracks as deps (comma-separated); every source file must lie in one",
             "questions": "out: pool parquet",
             "benchmarks": "out: benchmark parquet",
             "rejects": "out: rejects parquet",
             "metrics": "out: metrics JSON",
         },
     )
+    tracked = [Path(p) for p in args.inputs.split(",") if p]
+    check_source_files(params.pool.sources, tracked, "pool")
+    check_source_files(params.benchmarks, tracked, "benchmark")
+    pool_sources = [load_source(spec, params.seed, "pool") for spec in params.pool.sources]
+    bench_sources = [load_source(spec, params.seed, "test") for spec in params.benchmarks]
     pool, bench, rejects, metrics = build_pool_and_benchmarks(
-        read_jsonl(args.gsm8k_train),
-        read_jsonl(args.gsm8k_test),
-        gsm8k_limit=params.pool.gsm8k_limit,
-        gsm8k_test_limit=params.pool.gsm8k_test_limit,
-        synthetic_per_tier=params.pool.synthetic_per_tier,
-        heldout_per_tier=params.pool.heldout_per_tier,
-        seed=params.seed,
+        pool_sources,
+        bench_sources,
+        ngram=params.pool.decontam_ngram,
+        min_overlap=params.pool.decontam_min_overlap,
         verify_timeout_s=params.verify.timeout_s,
         verify_workers=params.verify.workers,
     )

@@ -25,7 +25,22 @@ COPIED = ("dvc.yaml", "stages", "src", "prompts", "data/pools", "data/benchmarks
 # The whole pipeline in a few minutes on 2 cores: a pool of 17 questions, 7 benchmark questions, short
 # answers, one SFT epoch. The student runs through transformers (no engine start-up per stage).
 TINY: dict[str, Any] = {
-    "pool": {"gsm8k_limit": 2, "synthetic_per_tier": 3, "heldout_per_tier": 1, "gsm8k_test_limit": 2},
+    "pool": {
+        "sources": [
+            {"name": "gsm8k", "path": "data/pools/gsm8k_train.jsonl", "split": "train", "gold": "gsm8k", "limit": 2},
+            {"name": "synthetic", "kind": "synthetic", "split": "pool", "per_tier": 3},
+        ]
+    },
+    "benchmarks": [
+        {
+            "name": "gsm8k_test",
+            "path": "data/benchmarks/gsm8k_test.jsonl",
+            "split": "test",
+            "gold": "gsm8k",
+            "limit": 2,
+        },
+        {"name": "synthetic_heldout", "kind": "synthetic", "split": "heldout", "per_tier": 1},
+    ],
     "engine": {"backend": "transformers"},
     "grade": {"attempts": 2, "max_tokens": 24},
     "prm": {"max_steps": 2, "max_attempts": 1},

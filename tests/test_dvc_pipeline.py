@@ -55,6 +55,22 @@ PROFILE = merge(
 SECRET = "sk-adacot-pipeline-5b8e1d2c9f"
 
 
+def hydra(value: object) -> str:
+    """``value`` in the override syntax of `dvc exp run -S` (Hydra's): how a user writes a list of entries."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {hydra(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(hydra(v) for v in value) + "]"
+    if value is None:
+        return "null"
+    return (
+        str(value)
+        if isinstance(value, (int, float))
+        or str(value).replace("/", "").replace(".", "").replace("_", "").replace("-", "").isalnum()
+        else repr(str(value))
+    )
+
+
 @pytest.fixture(scope="module")
 def teacher_server() -> FakeOpenAIServer:
     with FakeOpenAIServer(api_key=SECRET) as server:
@@ -184,3 +200,15 @@ def test_pipeline_behaviour(project: tuple[Path, dict[str, str]], teacher_server
     assert "metrics/sample_questions.json" in diff
     show = run(project, "dvc", "exp", "show", "--no-pager", "--csv")
     assert "dist.hard" in show
+
+    # (g) adding a benchmark reruns the eval side (the benchmark set, its grading for P_eval, evaluation),
+    # never the pool's grading nor the teacher: the pool's questions are byte-identical.
+    benchmarks = yaml.safe_load(params_path.read_text())["benchmarks"]
+    amc = {"name": "amc23", "path": "data/benchmarks/amc23.jsonl", "fields": {"id": "id"}, "gold": "number", "limit": 1}
+    added = run(project, "dvc", "exp", "run", "-S", f"benchmarks={hydra([*benchmarks, amc])}")
+    ran = ran_stages(added)
+    assert {"prepare_pool", "grade_questions@eval", "evaluate@base", "evaluate@student"} <= ran, added[-3000:]
+    assert not ran & {"grade_questions@pool", "score_failures@pool", "generate_solutions", "train_student"}, ran
+    evaluated = json.loads((repo / "metrics/evaluate_base.json").read_text())["benchmarks"]
+    assert set(evaluated) == {"gsm8k_test", "synthetic_heldout", "amc23"}
+    assert {"pass@1", "cons@1", "truncation_rate", "mean_response_tokens"} <= set(evaluated["amc23"])

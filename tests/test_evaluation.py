@@ -1,4 +1,5 @@
-"""Tests for adacot.evaluation: pass@1 mean and standard error, and scoring each benchmark with a fake model."""
+"""Tests for adacot.evaluation: pass@1 ± stderr, unbiased pass@k, cons@k with equivalent spellings, per-benchmark
+decoding, and scoring each benchmark with a fake model (a served model: tests/test_evaluate_served.py)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,17 @@ import polars as pl
 import pytest
 from conftest import FakeChatModel
 
-from adacot.config import VerifyParams
+from adacot.config import BenchmarkParams, EvaluateParams, Params, VerifyParams
 from adacot.errors import StageFailure
-from adacot.evaluation import evaluate_model, pass_at_1
-from adacot.llm import ResponseCache, Sampling
+from adacot.evaluation import (
+    answer_groups,
+    consensus_correct,
+    decoding_for,
+    evaluate_model,
+    pass_at_1,
+    pass_at_k,
+)
+from adacot.llm import ResponseCache
 from adacot.prompts import PromptSet
 from adacot.schemas import BENCHMARK, EVAL_RESPONSES, conform
 
@@ -56,6 +64,7 @@ def _benchmarks() -> pl.DataFrame:
             "question": q,
             "gold": g,
             "generator_tier": None,
+            "solution": None,
         }
         for b, qid, q, g, _ in BENCH
     ]
@@ -66,12 +75,18 @@ def _fake() -> FakeChatModel:
     return FakeChatModel({q: answers for _, _, q, _, answers in BENCH}, model_id="student@abc")
 
 
+@pytest.fixture
+def evaluate(params: Params) -> EvaluateParams:
+    """The real evaluate params with n = 2 and k = 1, 2."""
+    return params.evaluate.model_copy(update={"samples": 2, "k": [1, 2]})
+
+
 def test_evaluate_model_per_benchmark(
-    tmp_path: Path, prompts: PromptSet, sampling: Sampling, verify_params: VerifyParams
+    tmp_path: Path, prompts: PromptSet, evaluate: EvaluateParams, verify_params: VerifyParams
 ) -> None:
     fake = _fake()
     table, metrics = evaluate_model(
-        _benchmarks(), fake, prompts, sampling, 2, verify_params, ResponseCache(tmp_path), batch_requests=3
+        _benchmarks(), fake, prompts, evaluate, [], 0, verify_params, ResponseCache(tmp_path), batch_requests=3
     )
     assert list(table.columns) == list(EVAL_RESPONSES)
     assert table.height == 10 == fake.requests
@@ -91,23 +106,116 @@ def test_evaluate_model_per_benchmark(
     assert metrics["completion_tokens"] == int(table["completion_tokens"].sum())
     assert metrics["cache"]["misses"] == 10
     assert dict(table.group_by("benchmark").len().iter_rows()) == {"gsm8k_test": 4, "synthetic_heldout": 6}
+    # pass@2 (n = 2): a question with any correct sample scores 1; cons@2: the first-answered group wins a tie.
+    assert gsm8k["pass@2"] == pytest.approx(1.0) and synthetic["pass@2"] == pytest.approx(2 / 3)
+    assert gsm8k["cons@1"] == pytest.approx(1.0)  # both questions' first sample is right
+    assert synthetic["cons@1"] == pytest.approx(1 / 3)
+    assert synthetic["truncation_rate"] == pytest.approx(1 / 6)
+    assert gsm8k["mean_response_tokens"] == pytest.approx(
+        table.filter(pl.col("benchmark") == "gsm8k_test")["completion_tokens"].mean()
+    )
 
 
 def test_evaluate_model_rerun_from_cache(
-    tmp_path: Path, prompts: PromptSet, sampling: Sampling, verify_params: VerifyParams
+    tmp_path: Path, prompts: PromptSet, evaluate: EvaluateParams, verify_params: VerifyParams
 ) -> None:
-    _, first = evaluate_model(_benchmarks(), _fake(), prompts, sampling, 2, verify_params, ResponseCache(tmp_path))
+    cache = ResponseCache(tmp_path)
+    _, first = evaluate_model(_benchmarks(), _fake(), prompts, evaluate, [], 0, verify_params, cache)
     fake = _fake()
-    _, second = evaluate_model(_benchmarks(), fake, prompts, sampling, 2, verify_params, ResponseCache(tmp_path))
+    _, second = evaluate_model(_benchmarks(), fake, prompts, evaluate, [], 0, verify_params, cache)
     assert fake.requests == 0
     assert second["cache"]["hits"] == 10
     assert second["benchmarks"] == first["benchmarks"]
 
 
 def test_no_benchmark_questions_fails_instead_of_scoring_zero(
-    prompts: PromptSet, sampling: Sampling, verify_params: VerifyParams
+    prompts: PromptSet, evaluate: EvaluateParams, verify_params: VerifyParams
 ) -> None:
     fake = _fake()
     with pytest.raises(StageFailure, match="there are no benchmark questions"):
-        evaluate_model(_benchmarks().head(0), fake, prompts, sampling, 2, verify_params, None)
+        evaluate_model(_benchmarks().head(0), fake, prompts, evaluate, [], 0, verify_params, None)
     assert fake.calls == []
+
+
+# (n, c, k, pass@k) by hand: 1 - C(n-c, k) / C(n, k)
+PASS_AT_K_CASES = [
+    (4, 1, 1, 0.25),
+    (4, 1, 2, 0.5),  # 1 - C(3,2)/C(4,2) = 1 - 3/6
+    (4, 0, 2, 0.0),
+    (4, 4, 1, 1.0),
+    (4, 2, 2, 1 - 1 / 6),  # 1 - C(2,2)/C(4,2)
+    (4, 3, 2, 1.0),  # n - c < k: every pair holds a correct sample
+    (5, 2, 3, 1 - 1 / 10),  # 1 - C(3,3)/C(5,3)
+    (64, 1, 8, 8 / 64),  # one correct of n: pass@k = k / n
+    (64, 10, 1, 10 / 64),
+]
+
+
+@pytest.mark.parametrize(("n", "c", "k", "expected"), PASS_AT_K_CASES)
+def test_pass_at_k_by_hand(n: int, c: int, k: int, expected: float) -> None:
+    assert pass_at_k(n, c, k) == pytest.approx(expected)
+    assert pass_at_k(n, c, k) == pytest.approx(1 - math.comb(n - c, k) / math.comb(n, k))
+
+
+def test_pass_at_k_rejects_impossible_counts() -> None:
+    for n, c, k in [(4, 5, 1), (4, 1, 5), (4, 1, 0), (4, -1, 1)]:
+        with pytest.raises(ValueError, match="pass@k needs"):
+            pass_at_k(n, c, k)
+
+
+def test_answer_groups_join_equivalent_spellings(verify_params: VerifyParams) -> None:
+    answers = ["1/2", "0.5", "\\frac{1}{2}", "3", "1/2", "\\dfrac12", "x=3"]
+    labels = answer_groups(answers, verify_params)
+    assert labels[0] == labels[1] == labels[2] == labels[4] == labels[5] == 0
+    assert labels[3] == 3 and labels[3] != labels[0]
+    assert labels[6] == labels[3]  # an assignment equals its value
+
+
+@pytest.mark.parametrize(
+    ("statuses", "extracted", "expected"),
+    [
+        # the right answer spelled three ways outvotes a wrong answer given twice in one spelling
+        (["correct", "wrong", "correct", "wrong", "correct"], ["1/2", "3", "0.5", "3", "\\frac{1}{2}"], True),
+        (["wrong", "wrong", "correct"], ["3", "3.0", "1/2"], False),
+        # a tie goes to the group answered first
+        (["wrong", "correct"], ["3", "1/2"], False),
+        (["correct", "wrong"], ["1/2", "3"], True),
+        # samples with no answer do not vote; with no vote at all the consensus is wrong
+        (["no_answer", "truncated", "correct"], [None, None, "1/2"], True),
+        (["no_answer", "truncated"], [None, None], False),
+    ],
+    ids=["spellings_outvote", "wrong_majority", "tie_first_wrong", "tie_first_right", "abstain", "no_votes"],
+)
+def test_consensus_correct(
+    statuses: list[str], extracted: list[str | None], expected: bool, verify_params: VerifyParams
+) -> None:
+    assert consensus_correct(statuses, extracted, verify_params) is expected
+
+
+def test_a_benchmark_overrides_samples_and_decoding(params: Params) -> None:
+    evaluate = params.evaluate
+    aime = BenchmarkParams(name="aime24", path="a.jsonl", gold="integer", samples=64, max_tokens=32768, temperature=0.6)
+    sampling, n = decoding_for(aime, evaluate, 7)
+    assert (n, sampling.max_tokens, sampling.temperature, sampling.top_p) == (64, 32768, 0.6, evaluate.top_p)
+    assert sampling.seed == 7
+    plain, n_plain = decoding_for(None, evaluate, 7)
+    assert (n_plain, plain.max_tokens, plain.temperature) == (
+        evaluate.samples,
+        evaluate.max_tokens,
+        evaluate.temperature,
+    )
+
+
+def test_evaluate_model_samples_each_benchmark_its_own_n(
+    prompts: PromptSet, evaluate: EvaluateParams, verify_params: VerifyParams
+) -> None:
+    script = {q: [C % g] * 4 for _, _, q, g, _ in BENCH}
+    fake = FakeChatModel(script)
+    specs = [BenchmarkParams(name="synthetic_heldout", kind="synthetic", per_tier=1, samples=4, max_tokens=99)]
+    table, metrics = evaluate_model(_benchmarks(), fake, prompts, evaluate, specs, 0, verify_params, None)
+    assert dict(table.group_by("benchmark").len().iter_rows()) == {"gsm8k_test": 4, "synthetic_heldout": 12}
+    synthetic = metrics["benchmarks"]["synthetic_heldout"]
+    assert (synthetic["samples"], synthetic["max_tokens"]) == (4, 99)
+    assert synthetic["pass@1"] == synthetic["pass@2"] == synthetic["cons@2"] == 1.0
+    assert "pass@4" not in synthetic  # k values are those in evaluate.k only
+    assert "pass@2" in metrics["benchmarks"]["gsm8k_test"] and metrics["benchmarks"]["gsm8k_test"]["samples"] == 2

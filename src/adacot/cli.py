@@ -77,6 +77,35 @@ def _cache_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    import yaml
+
+    from adacot.errors import StageFailure
+    from adacot.export import dataset_card, export_table
+    from adacot.schemas import SAMPLE, VERIFIED_SOLUTIONS, read_table
+    from adacot.stageio import load_prompts, write_jsonl
+
+    try:
+        table = export_table(
+            read_table(args.verdicts, VERIFIED_SOLUTIONS), read_table(args.sample, SAMPLE), load_prompts(args.prompts)
+        )
+    except (StageFailure, FileNotFoundError) as error:
+        print(f"error: {error}")
+        return 2
+    import datasets
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = table.to_dicts()
+    datasets.Dataset.from_list(rows).save_to_disk(str(args.out / "dataset"))
+    write_jsonl(args.out / "train.jsonl", rows)
+    params = yaml.safe_load(args.params.read_text()) if args.params.is_file() else {}
+    (args.out / "README.md").write_text(dataset_card(table, params, args.name or args.out.name))
+    print(
+        f"exported {table.height} rows to {args.out}/dataset (datasets), {args.out}/train.jsonl, {args.out}/README.md"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``adacot`` console script."""
     parser = argparse.ArgumentParser(prog="adacot", description=__doc__)
@@ -99,6 +128,14 @@ def main(argv: list[str] | None = None) -> int:
     cs = sub.add_parser("cache-stats", help="responses and tokens held by a cache, by model")
     cs.add_argument("cache", type=Path, nargs="?", default=Path(".adacot/cache"))
     cs.set_defaults(func=_cache_stats)
+    ex = sub.add_parser("export", help="the kept SFT rows as a datasets folder, chat JSONL and a dataset card")
+    ex.add_argument("--out", type=Path, required=True, help="folder to write (dataset/, train.jsonl, README.md)")
+    ex.add_argument("--verdicts", type=Path, default=Path("data/sft/verdicts.parquet"))
+    ex.add_argument("--sample", type=Path, default=Path("data/sample/questions.parquet"))
+    ex.add_argument("--prompts", type=Path, default=Path("prompts/math.yaml"))
+    ex.add_argument("--params", type=Path, default=Path("params.yaml"))
+    ex.add_argument("--name", help="dataset name in the card (default: the folder name)")
+    ex.set_defaults(func=_export)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     return int(args.func(args))

@@ -26,13 +26,107 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class PoolParams(Section):
-    """`pool`: what goes into the question pool and the held-out benchmark sets."""
+GoldKind = Literal["gsm8k", "latex", "integer", "number", "choice", "code"]
+SourceKind = Literal["file", "hub", "synthetic"]
 
-    gsm8k_limit: int | None = Field(ge=0, description="GSM8K train questions drawn (seeded); null = all")
-    synthetic_per_tier: int = Field(ge=0, description="generated questions per generator tier (5 tiers)")
-    heldout_per_tier: int = Field(ge=0, description="generated held-out benchmark questions per tier")
-    gsm8k_test_limit: int | None = Field(ge=0, description="GSM8K test questions in the benchmark; null = all")
+
+class FieldMap(Section):
+    """Which column of a source's rows holds what; unset optional fields are absent from the source."""
+
+    question: str = Field(default="question", min_length=1)
+    answer: str = Field(default="answer", min_length=1, description="the gold (or, for choice, the right option)")
+    id: str | None = Field(default=None, description="the row's own id; unset = <name>-<split>-<row number>")
+    solution: str | None = Field(default=None, description="a worked solution (kept with the question)")
+    tests: str | None = Field(default=None, description="code: the tests column")
+    options: str | list[str] | None = Field(
+        default=None, description="choice: one list-valued column, or the option columns in order"
+    )
+
+
+class SourceParams(Section):
+    """One question source of `pool.sources` or `benchmarks`.
+
+    ``kind: file`` reads ``path`` (JSONL, JSON, parquet, CSV, or a folder saved by ``datasets``);
+    ``kind: hub`` loads the ``datasets`` hub id ``hub`` (where the machine reaches a hub);
+    ``kind: synthetic`` generates ``per_tier`` arithmetic questions per generator tier, seeded by the
+    seed and ``split`` (the stream name). ``gold`` says how the answer column is written. ``limit`` rows are
+    drawn with ``seed`` (null = the top-level seed); null = every row.
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="unique; prefixes question ids")
+    kind: SourceKind = "file"
+    path: str | None = None
+    hub: str | None = None
+    revision: str | None = None
+    format: Literal["auto", "jsonl", "json", "parquet", "csv", "datasets"] = "auto"
+    split: str | None = None
+    fields: FieldMap = FieldMap()
+    gold: GoldKind | None = None
+    limit: int | None = Field(None, ge=0)
+    seed: int | None = None
+    per_tier: int | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> SourceParams:
+        where = f"source {self.name}"
+        if self.kind == "file" and not self.path:
+            raise ValueError(f"{where}: kind file needs `path`")
+        if self.kind == "hub" and not self.hub:
+            raise ValueError(f"{where}: kind hub needs `hub` (a datasets hub id)")
+        if self.kind == "synthetic":
+            if self.per_tier is None:
+                raise ValueError(f"{where}: kind synthetic needs `per_tier`")
+            if self.path or self.hub or self.gold not in (None, "integer"):
+                raise ValueError(f"{where}: kind synthetic takes no path, hub or gold (its golds are integers)")
+            return self
+        if self.gold is None:
+            raise ValueError(f"{where}: needs `gold`: one of gsm8k, latex, integer, number, choice, code")
+        if self.gold == "choice" and not self.fields.options:
+            raise ValueError(f"{where}: gold choice needs `fields.options` (the option column or columns)")
+        if self.gold == "code":
+            raise ValueError(f"{where}: gold code needs the code domain, which this pipeline does not run yet")
+        return self
+
+
+class BenchmarkParams(SourceParams):
+    """One entry of `benchmarks`: a source plus its own evaluation decoding (null = the `evaluate` value)."""
+
+    samples: int | None = Field(None, ge=1, description="n samples per question (AIME: 64, MATH500: 4)")
+    max_tokens: int | None = Field(None, gt=0)
+    temperature: float | None = Field(None, ge=0)
+    top_p: float | None = Field(None, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _check_limit(self) -> BenchmarkParams:
+        if self.limit == 0 or self.per_tier == 0:
+            raise ValueError(f"benchmark {self.name}: a limit of 0 leaves it empty; remove the entry instead")
+        return self
+
+
+def _unique_names(entries: list[SourceParams], what: str) -> None:
+    names = [e.name for e in entries]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"{what} names must be unique; repeated: {', '.join(repeated)}")
+
+
+class PoolParams(Section):
+    """`pool`: the question sources, and how they are decontaminated against the benchmarks (exact text, and
+    shared runs of ``decontam_ngram`` normalised words covering ``decontam_min_overlap`` of a benchmark question)."""
+
+    sources: list[SourceParams] = Field(min_length=1)
+    decontam_ngram: int = Field(ge=3, description="n: the length of the word runs compared with benchmark questions")
+    decontam_min_overlap: float = Field(
+        ge=0,
+        le=1,
+        description="a pool question sharing at least this share of one benchmark question's n-grams is dropped "
+        "(0 = any shared n-gram)",
+    )
+
+    @model_validator(mode="after")
+    def _check_names(self) -> PoolParams:
+        _unique_names(self.sources, "pool.sources")
+        return self
 
 
 class ModelParams(Section):
@@ -330,9 +424,29 @@ class SftParams(Section):
 
 
 class EvaluateParams(SamplingParamsSection):
-    """`evaluate`: pass@1 over n samples per benchmark question."""
+    """`evaluate`: how each benchmark is scored; a benchmark entry may override samples and decoding.
 
-    samples: int = Field(ge=1, description="n: samples per question for pass@1")
+    pass@1 is the mean over n samples; pass@k (unbiased estimator) and cons@k (majority vote over the
+    extracted answers, equivalent answers grouped by the verifier) are reported for every k in ``k`` that
+    does not exceed a benchmark's n. ``backend: openai`` evaluates models behind OpenAI-compatible servers:
+    ``served_models`` names the base and the tuned student there.
+    """
+
+    samples: int = Field(ge=1, description="n: samples per question (a benchmark's own `samples` wins)")
+    k: list[int] = Field(min_length=1, description="k values for pass@k and cons@k")
+    backend: Backend
+    served_models: dict[Literal["base", "student"], str] = Field(
+        description="openai: the served name of each evaluated model, e.g. {base: qwen-32b, student: qwen-32b-sft}"
+    )
+    api: ApiOverride = Field(description="openai: keys of `api` that differ for evaluation ({} = none)")
+
+    @model_validator(mode="after")
+    def _check(self) -> EvaluateParams:
+        if any(k < 1 for k in self.k):
+            raise ValueError(f"evaluate.k values must be >= 1; got {self.k}")
+        if self.backend == "openai" and sorted(self.served_models) != ["base", "student"]:
+            raise ValueError("evaluate.backend=openai needs evaluate.served_models with both base and student")
+        return self
 
 
 class Params(Section):
@@ -340,6 +454,7 @@ class Params(Section):
 
     seed: int
     pool: PoolParams
+    benchmarks: list[BenchmarkParams] = Field(min_length=1)
     model: ModelParams
     engine: EngineParams
     student: StudentParams
@@ -362,7 +477,8 @@ class Params(Section):
                 "levels.rule=prm needs a PRM grader: set prm.kind to generative or discriminative, "
                 "or levels.rule to pass_rate_bands"
             )
-        for role in ("student", "teacher", "prm"):
+        _unique_names(list(self.benchmarks), "benchmarks")
+        for role in ("student", "teacher", "prm", "evaluate"):
             try:
                 self.role_api(role)
             except ValidationError as error:
@@ -370,7 +486,7 @@ class Params(Section):
                 raise ValueError(f"{role}.api does not give a valid api section:\n{details}") from None
         return self
 
-    def role_api(self, role: Literal["student", "teacher", "prm"]) -> ApiParams:
+    def role_api(self, role: Literal["student", "teacher", "prm", "evaluate"]) -> ApiParams:
         """The servers, key and limits a role uses when its backend is ``openai``: ``api`` with its overrides."""
         override: _ApiOverrideBase = getattr(self, role).api
         return override.merged_over(self.api)

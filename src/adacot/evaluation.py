@@ -1,29 +1,33 @@
-"""Evaluation: pass@1 of one model on the benchmark sets, averaged over n samples, with standard error.
+"""Evaluation: the protocol that scores one model on the benchmark sets.
 
-pass@1 for a question is the fraction of its n samples verified correct by the shared verifier; a
-benchmark's score is the mean over questions, and its standard error is the sample standard deviation of
-the per-question scores over sqrt(questions). This module does not compare models (``dvc metrics diff``
-does) and does not load them.
+Per benchmark, over n samples per question (a benchmark's own ``samples`` and decoding, else the
+``evaluate`` section's): pass@1 (the mean over questions of the fraction of samples verified correct,
+with its standard error), unbiased pass@k (``1 - C(n-c, k) / C(n, k)`` per question, Chen et al. 2021),
+cons@k (majority vote over the extracted answers of the first k samples, equivalent spellings grouped by
+the verifier), the truncation rate (samples cut at ``max_tokens``) and the mean response tokens. This
+module does not compare models (``dvc metrics diff`` does) and does not load them.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import polars as pl
 
-from adacot.config import VerifyParams
+from adacot.config import BenchmarkParams, EvaluateParams, VerifyParams
 from adacot.errors import StageFailure
-from adacot.llm import ChatModel, ResponseCache, Sampling
+from adacot.llm import ChatModel, Price, ResponseCache, Sampling
 from adacot.prompts import PromptSet
 from adacot.responses import collect_responses
 from adacot.schemas import BENCHMARK, EVAL_RESPONSES, conform
+from adacot.verify import verify_many
 from adacot.verify.frames import status_counts, verdict_columns
 
 
-def pass_at_1(per_question: list[float]) -> tuple[float, float]:
-    """(mean, standard error) of per-question pass rates; the error is 0 for fewer than two questions."""
+def mean_and_stderr(per_question: Sequence[float]) -> tuple[float, float]:
+    """(mean, standard error) of per-question scores; the error is 0 for fewer than two questions."""
     if not per_question:
         return 0.0, 0.0
     mean = sum(per_question) / len(per_question)
@@ -33,57 +37,174 @@ def pass_at_1(per_question: list[float]) -> tuple[float, float]:
     return mean, math.sqrt(var / len(per_question))
 
 
+pass_at_1 = mean_and_stderr
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k of one question with ``c`` correct of ``n`` samples: 1 - C(n-c, k) / C(n, k)."""
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"pass@k needs 0 <= c <= n and 1 <= k <= n; got n={n}, c={c}, k={k}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
+
+
+def answer_groups(answers: Sequence[str], verify: VerifyParams) -> list[int]:
+    """A group label per answer: answers the verifier calls equal (either way round) share a label.
+
+    Exact repeats are grouped without the verifier; distinct spellings are compared pairwise (one batch),
+    then joined transitively. Labels are the index of each group's first answer.
+    """
+    distinct = list(dict.fromkeys(answers))
+    parent = list(range(len(distinct)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    pairs = [(i, j) for i in range(len(distinct)) for j in range(i + 1, len(distinct))]
+    if pairs:
+        verdicts = verify_many(
+            [(distinct[i], f"\\boxed{{{distinct[j]}}}", "stop") for i, j in pairs]
+            + [(distinct[j], f"\\boxed{{{distinct[i]}}}", "stop") for i, j in pairs],
+            last_number_fallback=False,
+            timeout_s=verify.timeout_s,
+            workers=1,
+        )
+        for (i, j), ab, ba in zip(pairs, verdicts[: len(pairs)], verdicts[len(pairs) :], strict=True):
+            if ab.status == "correct" or ba.status == "correct":
+                parent[root(j)] = root(i)
+    first = {root(i): min(x for x in range(len(distinct)) if root(x) == root(i)) for i in range(len(distinct))}
+    label = {a: first[root(i)] for i, a in enumerate(distinct)}
+    return [label[a] for a in answers]
+
+
+# Statuses whose `extracted` is an answer the model gave (and so may vote in cons@k).
+_VOTING = ("correct", "wrong")
+
+
+def consensus_correct(statuses: Sequence[str], extracted: Sequence[str | None], verify: VerifyParams) -> bool:
+    """Whether the majority answer of these samples is right: votes are the extracted answers of samples
+    that gave one, grouped by ``answer_groups``; a tie goes to the group answered first; no vote is wrong."""
+    votes = [(s, e) for s, e in zip(statuses, extracted, strict=True) if s in _VOTING and e]
+    if not votes:
+        return False
+    labels = answer_groups([e for _, e in votes], verify)
+    sizes: dict[int, int] = {}
+    for label in labels:
+        sizes[label] = sizes.get(label, 0) + 1
+    winner = max(sizes, key=lambda label: (sizes[label], -labels.index(label)))
+    return votes[labels.index(winner)][0] == "correct"
+
+
+def benchmark_metrics(table: pl.DataFrame, n: int, ks: Sequence[int], verify: VerifyParams) -> dict[str, Any]:
+    """The protocol's figures for one benchmark's scored responses (n samples per question)."""
+    per_question = table.sort("question_id", "sample_index").group_by("question_id", maintain_order=True)
+    pass1: list[float] = []
+    passk: dict[int, list[float]] = {k: [] for k in ks if k <= n}
+    consk: dict[int, list[float]] = {k: [] for k in ks if k <= n}
+    for _, rows in per_question:
+        statuses = rows["status"].to_list()
+        extracted = rows["extracted"].to_list()
+        correct = statuses.count("correct")
+        pass1.append(correct / len(statuses))
+        for k in passk:
+            passk[k].append(pass_at_k(len(statuses), correct, k))
+            consk[k].append(float(consensus_correct(statuses[:k], extracted[:k], verify)))
+    mean, stderr = mean_and_stderr(pass1)
+    out: dict[str, Any] = {
+        "pass@1": mean,
+        "stderr": stderr,
+        "questions": len(pass1),
+        "samples": n,
+        "truncation_rate": float((table["finish_reason"] == "length").cast(pl.Float64).mean() or 0.0),  # type: ignore[arg-type]
+        "mean_response_tokens": float(table["completion_tokens"].cast(pl.Float64).mean() or 0.0),  # type: ignore[arg-type]
+        "by_status": status_counts(table["status"]),
+    }
+    for k in passk:
+        out[f"pass@{k}"] = mean_and_stderr(passk[k])[0]
+        out[f"cons@{k}"] = mean_and_stderr(consk[k])[0]
+    return out
+
+
+def decoding_for(bench: BenchmarkParams | None, evaluate: EvaluateParams, seed: int) -> tuple[Sampling, int]:
+    """(sampling, n) of one benchmark: its own values where set, else the ``evaluate`` section's."""
+
+    def pick(name: str) -> Any:
+        own = getattr(bench, name, None) if bench is not None else None
+        return getattr(evaluate, name) if own is None else own
+
+    sampling = Sampling(max_tokens=pick("max_tokens"), temperature=pick("temperature"), top_p=pick("top_p"), seed=seed)
+    return sampling, pick("samples")
+
+
 def evaluate_model(
     benchmarks: pl.DataFrame,
     model: ChatModel,
     prompts: PromptSet,
-    sampling: Sampling,
-    samples: int,
+    evaluate: EvaluateParams,
+    specs: Sequence[BenchmarkParams],
+    seed: int,
     verify: VerifyParams,
     cache: ResponseCache | None,
     batch_requests: int = 256,
+    price: Price | None = None,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """Every response with its verdict, and pass@1 ± stderr per benchmark.
+    """Every response with its verdict, and the protocol's figures per benchmark (``benchmark_metrics``).
 
     No benchmark questions is a ``StageFailure``: a pass@1 of nothing would read as a score of 0.
     """
     benchmarks = conform(benchmarks, BENCHMARK, "benchmarks")
     if benchmarks.height == 0:
-        raise StageFailure(
-            "evaluate: there are no benchmark questions; prepare_pool's `pool.gsm8k_test_limit` "
-            "and `pool.heldout_per_tier` set how many it draws"
-        )
-    frame, cache_metrics = collect_responses(
-        benchmarks, model, prompts, "student", sampling, samples, cache, batch_requests, "evaluate"
-    )
-    info = benchmarks.select("question_id", "benchmark", "gold")
-    frame = frame.join(info, on="question_id", how="left")
-    verdicts = verdict_columns(
-        frame["gold"].to_list(),
-        frame["text"].to_list(),
-        frame["finish_reason"].to_list(),
-        verify,
-        frame["error"].to_list(),
-    )
-    table = conform(
-        pl.concat([frame.rename({"text": "response"}), verdicts], how="horizontal"), EVAL_RESPONSES, "responses"
-    )
+        raise StageFailure("evaluate: there are no benchmark questions; prepare_pool's `benchmarks` list sets them")
+    by_name = {spec.name: spec for spec in specs}
+    tables: list[pl.DataFrame] = []
     per_benchmark: dict[str, Any] = {}
-    for name in sorted(set(table["benchmark"].to_list())):
-        sub = table.filter(pl.col("benchmark") == name)
-        scores = sub.group_by("question_id").agg((pl.col("status") == "correct").mean().alias("p"))["p"].to_list()
-        mean, stderr = pass_at_1(scores)
+    ledgers: dict[str, Any] = {}
+    for name in sorted(set(benchmarks["benchmark"].to_list())):
+        questions = benchmarks.filter(pl.col("benchmark") == name)
+        sampling, n = decoding_for(by_name.get(name), evaluate, seed)
+        frame, ledgers[name] = collect_responses(
+            questions, model, prompts, "student", sampling, n, cache, batch_requests, f"evaluate {name}", price
+        )
+        frame = frame.join(questions.select("question_id", "benchmark", "gold"), on="question_id", how="left")
+        verdicts = verdict_columns(
+            frame["gold"].to_list(),
+            frame["text"].to_list(),
+            frame["finish_reason"].to_list(),
+            verify,
+            frame["error"].to_list(),
+        )
+        table = conform(
+            pl.concat([frame.rename({"text": "response"}), verdicts], how="horizontal"), EVAL_RESPONSES, "responses"
+        )
         per_benchmark[name] = {
-            "pass@1": mean,
-            "stderr": stderr,
-            "questions": len(scores),
-            "samples": samples,
-            "by_status": status_counts(sub["status"]),
+            **benchmark_metrics(table, n, evaluate.k, verify),
+            "max_tokens": sampling.max_tokens,
+            "temperature": sampling.temperature,
         }
+        tables.append(table)
+    table = pl.concat(tables)
     metrics = {
         "model_id": model.model_id,
         "benchmarks": per_benchmark,
         "completion_tokens": int(table["completion_tokens"].sum()),
-        "cache": cache_metrics,
+        "cache": _sum_ledgers(list(ledgers.values())),
     }
     return table, metrics
+
+
+def _sum_ledgers(ledgers: list[dict[str, Any]]) -> dict[str, Any]:
+    """The benchmarks' cache ledgers added up key by key (numbers summed, nested mappings merged)."""
+    total: dict[str, Any] = {}
+    for ledger in ledgers:
+        for key, value in ledger.items():
+            if isinstance(value, dict):
+                total[key] = _sum_ledgers([total.get(key, {}), value])
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                total[key] = total.get(key, 0) + value
+            else:
+                total[key] = value
+    return total

@@ -19,6 +19,7 @@ QUESTIONS: Schema = {
     "question": pl.String(),
     "gold": pl.String(),
     "generator_tier": pl.Int32(),  # only for generated questions: the generator's intended difficulty
+    "solution": pl.String(),  # the source's own worked solution, when its field map names one
 }
 
 BENCHMARK: Schema = {"benchmark": pl.String(), **QUESTIONS}

@@ -71,3 +71,26 @@ def teacher_model(params: Params, base_path: str | Path) -> Iterator[tuple[ChatM
             yield model, price
         finally:
             model.close()
+
+
+@contextmanager
+def evaluated_model(params: Params, which: str, local_path: str | Path) -> Iterator[tuple[ChatModel, Price]]:
+    """The model evaluation scores (``which``: base or student): the folder at ``local_path`` on the engine,
+    or ``evaluate.served_models[which]`` on the ``evaluate.api`` servers; released at the end."""
+    from adacot.llm import open_model
+
+    evaluate = params.evaluate
+    with api_errors_as_exit():
+        model, price = open_model(
+            evaluate.backend,
+            evaluate.served_models.get(which, ""),  # type: ignore[call-overload]
+            params.role_api("evaluate"),
+            Path(local_path),
+            params.engine,
+            params.seed,
+            params.prices,
+        )
+        try:
+            yield model, price
+        finally:
+            model.close()
