@@ -43,6 +43,7 @@ def build(n: int, seed: int) -> pl.DataFrame:
             "question": pl.Series([f"What is {i} plus {i % 97}?" for i in ids]),
             "gold": pl.Series((ids + ids % 97).astype(str)),
             "generator_tier": pl.Series((ids % 5 + 1).astype(np.int32)),
+            "solution": pl.Series([None] * n, dtype=pl.String),
             "attempts": pl.Series(np.full(n, 5, dtype=np.int32)),
             "correct": pl.Series(np.rint(pass_rate * 5).astype(np.int32)),
             "pass_rate": pass_rate,

@@ -109,6 +109,7 @@ def _frames() -> tuple[pl.DataFrame, pl.DataFrame]:
                 "question": ["2+3?", "4*5?"],
                 "gold": ["5", "20"],
                 "generator_tier": [1, 1],
+                "solution": [None, None],
             },
             schema=QUESTIONS,
         ),

@@ -177,6 +177,7 @@ def make_database(counts: dict[str, int]) -> pl.DataFrame:
                     "question": f"{level} question {i}",
                     "gold": str(i),
                     "generator_tier": 1,
+                    "solution": None,
                     "attempts": 4,
                     "correct": 0,
                     "pass_rate": 0.0,
@@ -186,7 +187,9 @@ def make_database(counts: dict[str, int]) -> pl.DataFrame:
                     "completion_tokens": 10,
                 }
             )
-    return conform(pl.DataFrame(rows, schema_overrides={"prm_score": pl.Float64}), DATABASE, "database")
+    return conform(
+        pl.DataFrame(rows, schema_overrides={"prm_score": pl.Float64, "solution": pl.String}), DATABASE, "database"
+    )
 
 
 def test_sample_questions_same_seed_same_frame() -> None:

@@ -106,7 +106,15 @@ def test_prompt_system_message() -> None:
 
 def test_table_round_trip_and_schema_errors(tmp_path: Path) -> None:
     frame = pl.DataFrame(
-        {"generator_tier": [1], "question_id": ["q"], "source": ["s"], "question": ["Q?"], "gold": ["1"], "extra": [0]}
+        {
+            "generator_tier": [1],
+            "question_id": ["q"],
+            "source": ["s"],
+            "question": ["Q?"],
+            "gold": ["1"],
+            "solution": [None],
+            "extra": [0],
+        }
     )
     write_table(frame, QUESTIONS, tmp_path / "t" / "q.parquet")
     back = read_table(tmp_path / "t" / "q.parquet", QUESTIONS)
