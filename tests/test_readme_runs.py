@@ -59,7 +59,7 @@ def test_the_tiny_math_run_loads_its_pool_and_benchmarks(tmp_path: Path) -> None
     params = params_after(command, tmp_path)
     pool_sources = [load_source(s, params.seed, "pool") for s in params.pool.sources]
     bench_sources = [load_source(b, params.seed, "test") for b in params.benchmarks]
-    pool, bench, rejects, metrics = build_pool_and_benchmarks(
+    pool, _, rejects, metrics = build_pool_and_benchmarks(
         pool_sources, bench_sources, ngram=params.pool.decontam_ngram, min_overlap=params.pool.decontam_min_overlap
     )
     assert metrics["benchmark_questions"] == {"aime24": 5, "math500": 10}
