@@ -212,3 +212,8 @@ def test_pipeline_behaviour(project: tuple[Path, dict[str, str]], teacher_server
     evaluated = json.loads((repo / "metrics/evaluate_base.json").read_text())["benchmarks"]
     assert set(evaluated) == {"gsm8k_test", "synthetic_heldout", "amc23"}
     assert {"pass@1", "cons@1", "truncation_rate", "mean_response_tokens"} <= set(evaluated["amc23"])
+
+    # (h) the source folders are deps: a file edited or added there makes prepare_pool out of date.
+    (repo / "data/pools/more_questions.jsonl").write_text('{"question": "What is 1 + 1?", "answer": "#### 2"}\n')
+    status = run(project, "dvc", "status", "prepare_pool")
+    assert "changed deps" in status and "data/pools" in status, status

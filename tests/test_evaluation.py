@@ -219,3 +219,41 @@ def test_evaluate_model_samples_each_benchmark_its_own_n(
     assert synthetic["pass@1"] == synthetic["pass@2"] == synthetic["cons@2"] == 1.0
     assert "pass@4" not in synthetic  # k values are those in evaluate.k only
     assert "pass@2" in metrics["benchmarks"]["gsm8k_test"] and metrics["benchmarks"]["gsm8k_test"]["samples"] == 2
+
+
+def test_a_multiple_choice_benchmark_is_scored_by_the_letter(
+    prompts: PromptSet, evaluate: EvaluateParams, verify_params: VerifyParams
+) -> None:
+    """A GPQA-style fixture (written for this project; GPQA itself is gated) through the source reader and
+    the evaluation: a model that answers the right letter on its first sample and "A" on its second."""
+    from conftest import ROOT
+
+    from adacot.sources import load_source
+
+    spec = BenchmarkParams(
+        name="gpqa_like",
+        path=str(ROOT / "tests/fixtures/gpqa_like.jsonl"),
+        fields={
+            "id": "id",
+            "question": "Question",
+            "answer": "Correct Answer",
+            "options": ["Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3"],
+        },
+        gold="choice",
+    )
+    questions = load_source(spec, 0, "test").questions.with_columns(benchmark=pl.lit("gpqa_like"))
+    golds = dict(zip(questions["question"], questions["gold"], strict=True))
+
+    def answer(user: str, sample: int) -> str:
+        gold = next(g for q, g in golds.items() if q in user)
+        return f"Thinking it over.\nAnswer: {gold}" if sample == 0 else "It must be \\boxed{A}."
+
+    table, metrics = evaluate_model(
+        conform(questions, BENCHMARK, "b"), FakeChatModel(answer), prompts, evaluate, [spec], 0, verify_params, None
+    )
+    right_is_a = sum(g == "A" for g in golds.values())
+    figures = metrics["benchmarks"]["gpqa_like"]
+    assert figures["questions"] == 6
+    assert figures["pass@1"] == pytest.approx((6 + right_is_a) / 12)
+    assert figures["pass@2"] == pytest.approx(1.0)
+    assert set(table["extracted"].to_list()) <= set("ABCD")

@@ -360,3 +360,26 @@ def test_shipped_params_parse_and_keep_the_default_run() -> None:
         ("gsm8k_test", 12, None),
         ("synthetic_heldout", None, 6),
     ]
+
+
+def test_a_hub_source_goes_through_datasets_load_dataset(monkeypatch: pytest.MonkeyPatch) -> None:
+    # No hub here: the loader is replaced (a unit test of the call; the rows path is the one every format uses).
+    import datasets
+
+    calls: list[tuple[Any, ...]] = []
+
+    def fake_load(name: str, split: str, revision: str | None) -> datasets.Dataset:
+        calls.append((name, split, revision))
+        return datasets.Dataset.from_list(ROWS)
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    spec = SourceParams(name="h", kind="hub", hub="org/set", revision="abc123", fields=FIELDS, gold="latex")
+    loaded = load_source(spec, 0, "pool")
+    assert calls == [("org/set", "train", "abc123")] and loaded.questions.height == 3
+
+    def offline(*_: Any, **__: Any) -> None:
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(StageFailure, match="source h: cannot load hub dataset 'org/set': no network"):
+        load_source(spec, 0, "pool")
