@@ -51,6 +51,18 @@ def test_generate_synthetic_shape_and_distinct() -> None:
     assert frame["gold"].null_count() == 0
 
 
+def test_generate_synthetic_chosen_tiers() -> None:
+    frame = generate_synthetic(4, seed=0, split="pool", name="hard_only", tiers=(4, 5))
+    assert sorted(set(frame["generator_tier"])) == [4, 5] and frame.height == 8
+    assert all(qid.startswith("hard_only-pool-t") for qid in frame["question_id"]) and set(frame["source"]) == {
+        "hard_only"
+    }
+    # All five tiers is the default, so the default pool is what it was before tiers could be chosen.
+    assert generate_synthetic(4, seed=0, split="pool").equals(generate_synthetic(4, 0, "pool", tiers=TIERS))
+    with pytest.raises(ValueError, match="unknown: \\[7\\]"):
+        generate_synthetic(1, seed=0, split="pool", tiers=(1, 7))
+
+
 def test_generate_synthetic_zero_and_too_many() -> None:
     empty = generate_synthetic(0, seed=0, split="pool")
     assert empty.height == 0

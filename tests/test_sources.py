@@ -331,6 +331,8 @@ def _params_with(**sections: Any) -> dict[str, Any]:
         ({"benchmarks": [{"name": "a", "path": "x", "gold": "latex", "colour": 1}]}, "unknown key"),
         ({"benchmarks": [{"name": "a", "path": "x", "gold": "fraction"}]}, "benchmarks.0.gold"),
         ({"benchmarks": []}, "benchmarks"),
+        ({"benchmarks": [{"name": "a", "kind": "synthetic", "per_tier": 1, "tiers": [6]}]}, "benchmarks.0.tiers"),
+        ({"benchmarks": [{"name": "a", "path": "x", "gold": "latex", "tiers": [1]}]}, "for kind synthetic only"),
     ],
     ids=[
         "dup_bench",
@@ -343,6 +345,8 @@ def _params_with(**sections: Any) -> dict[str, Any]:
         "unknown",
         "bad_kind",
         "none",
+        "bad_tier",
+        "tiers_on_file",
     ],
 )
 def test_bad_source_params_fail_before_any_work(sections: dict[str, Any], message: str) -> None:

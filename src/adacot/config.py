@@ -48,7 +48,8 @@ class SourceParams(Section):
 
     ``kind: file`` reads ``path`` (JSONL, JSON, parquet, CSV, or a folder saved by ``datasets``);
     ``kind: hub`` loads the ``datasets`` hub id ``hub`` (where the machine reaches a hub);
-    ``kind: synthetic`` generates ``per_tier`` arithmetic questions per generator tier, seeded by the
+    ``kind: synthetic`` generates ``per_tier`` arithmetic questions per generator tier (``tiers``, null =
+    all five: 1-digit sums up to multi-step word problems), seeded by the
     seed and ``split`` (the stream name). ``gold`` says how the answer column is written. ``limit`` rows are
     drawn with ``seed`` (null = the top-level seed); null = every row.
     """
@@ -65,6 +66,9 @@ class SourceParams(Section):
     limit: int | None = Field(None, ge=0)
     seed: int | None = None
     per_tier: int | None = Field(None, ge=0)
+    tiers: list[Literal[1, 2, 3, 4, 5]] | None = Field(
+        None, min_length=1, description="synthetic: generator tiers to draw from (null = all five)"
+    )
 
     @model_validator(mode="after")
     def _check_kind(self) -> SourceParams:
@@ -79,6 +83,8 @@ class SourceParams(Section):
             if self.path or self.hub or self.gold not in (None, "integer"):
                 raise ValueError(f"{where}: kind synthetic takes no path, hub or gold (its golds are integers)")
             return self
+        if self.tiers is not None:
+            raise ValueError(f"{where}: `tiers` is for kind synthetic only")
         if self.gold is None:
             raise ValueError(f"{where}: needs `gold`: one of gsm8k, latex, integer, number, choice, code")
         if self.gold == "choice" and not self.fields.options:

@@ -78,12 +78,17 @@ def _tier5(rng: random.Random) -> tuple[str, int]:
 _GENERATORS = {1: _tier1, 2: _tier2, 3: _tier3, 4: _tier4, 5: _tier5}
 
 
-def generate_synthetic(per_tier: int, seed: int, split: str, name: str = "synthetic") -> pl.DataFrame:
-    """``per_tier`` distinct generated questions at each tier, deterministic in (seed, split); ``name`` is
-    their source name and id prefix."""
+def generate_synthetic(
+    per_tier: int, seed: int, split: str, name: str = "synthetic", tiers: Sequence[int] = TIERS
+) -> pl.DataFrame:
+    """``per_tier`` distinct generated questions at each of ``tiers``, deterministic in (seed, split, tiers);
+    ``name`` is their source name and id prefix."""
+    unknown = sorted(set(tiers) - set(TIERS))
+    if unknown:
+        raise ValueError(f"generator tiers are {list(TIERS)}; unknown: {unknown}")
     rng = random.Random(f"{seed}-{split}")
     rows: list[dict[str, Any]] = []
-    for tier in TIERS:
+    for tier in sorted(set(tiers)):
         seen: set[str] = set()
         tries = 0
         while len([r for r in rows if r["generator_tier"] == tier]) < per_tier:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from adacot.errors import StageFailure
-from adacot.pools import LoadedSource, generate_synthetic, seeded_subset
+from adacot.pools import TIERS, LoadedSource, generate_synthetic, seeded_subset
 from adacot.schemas import QUESTIONS, REJECTS, empty
 from adacot.verify import parse_gold
 
@@ -356,7 +356,8 @@ def load_source(spec: SourceParams, seed: int, split_default: str) -> LoadedSour
     rejects; the generator for ``kind: synthetic``. The field map is checked against the rows first."""
     own_seed = seed if spec.seed is None else spec.seed
     if spec.kind == "synthetic":
-        generated = generate_synthetic(spec.per_tier or 0, own_seed, spec.split or split_default, spec.name)
+        tiers = tuple(spec.tiers) if spec.tiers else TIERS
+        generated = generate_synthetic(spec.per_tier or 0, own_seed, spec.split or split_default, spec.name, tiers)
         return LoadedSource(spec.name, generated, empty(REJECTS), generated.height, True)
     rows, unreadable = read_source(spec)
     check_field_map(spec, rows)
