@@ -3,9 +3,11 @@
 Covers: stdin/stdout tests (competitive programming: input fed on stdin, output compared line by line
 with trailing whitespace ignored) and assert-style tests (HumanEval's ``check(candidate)``, MBPP's
 ``assert`` lines: the test code is appended to the program). Each test runs in a fresh ``python -I``
-(the system python3) inside bubblewrap: read-only root filesystem, a private writable temp dir as the working directory,
-private /tmp, no network (new network namespace: connections are refused), own PID namespace, cleared
-environment (no secrets), and run as the unprivileged ``nobody`` user with rlimits on CPU seconds,
+(the system python3) inside bubblewrap, which shows it the host's /usr read-only (the interpreter, its
+standard library, shared libraries), a private writable temp dir as its working directory (``/box``), a
+private /tmp and a minimal /dev, and nothing else of the host: no checkout, /work, /root, /home, /etc or
+/proc. No network (new network namespace: connections are refused), own PID, IPC and UTS namespaces,
+cleared environment (no secrets), run as the unprivileged ``nobody`` user with rlimits on CPU seconds,
 address space, processes and file size. Output goes to a file capped by the file-size limit. Per-test
 wall timeouts kill the whole process group; a total budget bounds a program's tests.
 
@@ -24,7 +26,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -88,10 +89,34 @@ def _bwrap() -> str:
     return path
 
 
+# Where the program's private temp dir appears inside the sandbox (its working directory and HOME).
+BOX = "/box"
+# The host folders a program sees, read-only: the OS's /usr (the interpreter, its standard library and the
+# shared libraries they load) and the top-level links or folders that point into it. Nothing else: no
+# /etc, /home, /root, /work, /opt, /proc, /sys, /var, /mnt or the checkout.
+_SYSTEM = ("usr", "bin", "lib", "lib64", "lib32", "libx32", "sbin")
+
+
+def _system_view() -> list[str]:
+    """bwrap arguments that show the program the host's system folders and nothing else of the host."""
+    args: list[str] = []
+    for name in _SYSTEM:
+        path = Path("/") / name
+        if path.is_symlink():
+            args += ["--symlink", os.readlink(path), str(path)]
+        elif path.is_dir():
+            args += ["--ro-bind", str(path), str(path)]
+    return args
+
+
 def _interpreter() -> str:
-    """A system Python that the unprivileged sandbox user may execute (a venv under /root may not be)."""
+    """A system Python under /usr: the only interpreter the sandbox shows (a venv's is not visible there)."""
     found = shutil.which("python3", path="/usr/bin:/usr/local/bin:/bin")
-    return found or sys.executable
+    if found is None or not Path(found).resolve().is_relative_to("/usr"):
+        raise SandboxUnavailable(
+            "no system python3 under /usr (the sandbox shows programs /usr only); install python3 from the OS"
+        )
+    return found
 
 
 def _limit(limits: Limits) -> Callable[[], None]:
@@ -139,23 +164,24 @@ def _run_once(script: str, stdin: str, limits: Limits, wall_s: float) -> _Run:
         out_path, err_path = workdir / "stdout", workdir / "stderr"
         cmd = [
             _bwrap(),
-            "--ro-bind",
-            "/",
-            "/",
+            *_system_view(),
             "--dev",
             "/dev",
-            "--proc",
-            "/proc",
             "--tmpfs",
             "/tmp",
             "--bind",
             str(workdir),
-            str(workdir),
+            BOX,
+            "--remount-ro",
+            "/",
+            "--remount-ro",
+            "/dev",
             "--chdir",
-            str(workdir),
+            BOX,
             "--unshare-net",
             "--unshare-pid",
             "--unshare-ipc",
+            "--unshare-uts",
             "--die-with-parent",
             "--new-session",
             "--clearenv",
@@ -164,7 +190,7 @@ def _run_once(script: str, stdin: str, limits: Limits, wall_s: float) -> _Run:
             "/usr/bin:/bin",
             "--setenv",
             "HOME",
-            str(workdir),
+            BOX,
             "--",
             _interpreter(),
             "-I",
