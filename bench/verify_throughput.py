@@ -85,7 +85,7 @@ def main() -> None:
     start = time.perf_counter()
     verdicts = run_programs(progs, Limits(), workers=2)
     code_s = time.perf_counter() - start
-    passed = sum(v.status == "pass" for v in verdicts)
+    passed = sum(v.status == "correct" for v in verdicts)
     print(
         f"sandbox: {len(progs)} HumanEval programs in {code_s:.1f} s = {len(progs) / code_s:.1f} programs/s "
         f"(2 workers, one bubblewrap + fresh interpreter each); {passed} passed"

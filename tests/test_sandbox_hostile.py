@@ -26,7 +26,7 @@ NO_OUTPUT = [{"kind": "stdio", "input": "", "output": ""}]
 def _says(program: str, expected: str) -> None:
     """The program's own report of what it could reach must be ``expected`` (the sandbox kept it out)."""
     verdict = run_program(program, [{"kind": "stdio", "input": "", "output": expected}], LIMITS)
-    assert verdict.status == "pass", verdict
+    assert verdict.status == "correct", verdict
 
 
 def test_reading_the_checkout_by_absolute_path_finds_nothing() -> None:
@@ -46,7 +46,7 @@ def test_host_folders_cannot_be_listed(folder: str) -> None:
 def test_the_root_holds_only_the_system_view() -> None:
     program = "import os\nprint(' '.join(sorted(os.listdir('/'))))\n"
     verdict = run_program(program, NO_OUTPUT, LIMITS)
-    assert verdict.status == "fail" and verdict.got is not None
+    assert verdict.status == "wrong" and verdict.got is not None
     assert set(verdict.got.split()) <= {"bin", "box", "dev", "lib", "lib32", "lib64", "libx32", "sbin", "tmp", "usr"}
 
 
@@ -91,7 +91,7 @@ def test_allocating_8_gb_is_a_memory_verdict() -> None:
 
 def test_flooding_stdout_is_capped() -> None:
     verdict = run_program("while True:\n    print('y' * 10000)\n", NO_OUTPUT, LIMITS)
-    assert verdict.status == "fail" and verdict.truncated, verdict
+    assert verdict.status == "wrong" and verdict.output_truncated, verdict
     assert verdict.got is not None and len(verdict.got) <= 200
 
 
@@ -105,7 +105,7 @@ def test_signalling_every_pid_reaches_only_the_sandbox() -> None:
     # its own processes. The test process (and so the host) survives, and the next program runs.
     program = "import os, signal\ntry:\n    os.kill(-1, signal.SIGKILL)\nexcept OSError:\n    pass\nprint('after')\n"
     verdict = run_program(program, NO_OUTPUT, LIMITS)
-    assert verdict.status in ("fail", "runtime_error", "pass", "timeout"), verdict
+    assert verdict.status in ("wrong", "runtime_error", "correct", "timeout"), verdict
     os.kill(os.getpid(), 0)  # still here
     assert os.getppid() > 1
     _says("print('alive')", "alive")

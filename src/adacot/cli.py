@@ -35,16 +35,17 @@ def _verify_math(args: argparse.Namespace) -> int:
 
 def _verify_code(args: argparse.Namespace) -> int:
     from adacot.stageio import read_jsonl, write_jsonl
-    from adacot.verify.code import CodeVerdict, Limits, run_programs
+    from adacot.verify import Verdict
+    from adacot.verify.code import Limits, run_programs
 
     rows = read_jsonl(args.input)
     limits = Limits(wall_s=args.timeout_s, cpu_s=max(1, int(args.timeout_s)))
     runnable = [i for i, r in enumerate(rows) if isinstance(r.get("program"), str) and isinstance(r.get("tests"), list)]
     ran = run_programs([(rows[i]["program"], rows[i]["tests"]) for i in runnable], limits, args.workers, progress=True)
-    verdicts: dict[int, CodeVerdict] = dict(zip(runnable, ran, strict=True))
+    verdicts: dict[int, Verdict] = dict(zip(runnable, ran, strict=True))
     out = []
     for i, row in enumerate(rows):
-        v = verdicts.get(i) or CodeVerdict("sandbox_error", "row needs a string `program` and a list `tests`")
+        v = verdicts.get(i) or Verdict("sandbox_error", "row needs a string `program` and a list `tests`")
         out.append({**row, "status": v.status, "reason": v.reason, "failed_test": v.failed_test})
     write_jsonl(args.output, out)
     _print_counts(out)

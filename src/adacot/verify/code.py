@@ -11,8 +11,10 @@ cleared environment (no secrets), run as the unprivileged ``nobody`` user with r
 address space, processes and file size. Output goes to a file capped by the file-size limit. Per-test
 wall timeouts kill the whole process group; a total budget bounds a program's tests.
 
-Verdicts: pass, fail (which test, expected vs got, whether output was truncated), timeout, memory,
-runtime_error, sandbox_error; each with a reason.
+Verdicts (``adacot.verify.Verdict``, the vocabulary math checks use): correct (every test passed), wrong
+(which test, expected vs got, whether output was cut), no_answer (no code block in the response),
+truncated (the response was cut off inside its code), timeout, memory, runtime_error, sandbox_error;
+each with a reason. ``extract_code`` takes the program out of a model's response.
 
 Not covered: other languages; GPU or native-extension isolation beyond rlimits; a malicious program
 that exhausts a shared kernel resource within its limits; machines without bubblewrap (a clear
@@ -23,6 +25,7 @@ containers); elsewhere the current user's rlimits still apply.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -33,7 +36,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-CODE_STATUSES = ("pass", "fail", "timeout", "memory", "runtime_error", "sandbox_error")
+from adacot.verify.verdicts import Verdict
+
+# The statuses a code check ends in: the shared vocabulary's (verdicts.STATUSES) where they mean the same.
+CODE_STATUSES = ("correct", "wrong", "no_answer", "truncated", "timeout", "memory", "runtime_error", "sandbox_error")
 NOBODY = 65534
 
 
@@ -51,24 +57,6 @@ class Limits:
     processes: int = 64
     output_bytes: int = 64 * 1024
     total_wall_s: float = 60.0
-
-
-@dataclass(frozen=True)
-class CodeVerdict:
-    """The outcome of one program against its tests."""
-
-    status: str
-    reason: str
-    failed_test: int | None = None
-    expected: str | None = None
-    got: str | None = None
-    truncated: bool = False
-
-    def __post_init__(self) -> None:
-        if self.status not in CODE_STATUSES:
-            raise ValueError(f"unknown code status {self.status!r}; known: {', '.join(CODE_STATUSES)}")
-        if not self.reason:
-            raise ValueError("a code verdict needs a reason")
 
 
 @dataclass(frozen=True)
@@ -215,29 +203,29 @@ def _run_once(script: str, stdin: str, limits: Limits, wall_s: float) -> _Run:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _classify(run: _Run, index: int, limits: Limits) -> CodeVerdict | None:
+def _classify(run: _Run, index: int, limits: Limits) -> Verdict | None:
     """A verdict for a run that did not exit cleanly; None when it exited 0."""
     if run.returncode is None:
-        return CodeVerdict("timeout", f"test {index}: exceeded the {limits.wall_s:g} s wall limit", index)
+        return Verdict("timeout", f"test {index}: exceeded the {limits.wall_s:g} s wall limit", failed_test=index)
     if run.returncode in (-signal.SIGXCPU, -signal.SIGKILL, 128 + signal.SIGXCPU, 128 + signal.SIGKILL):
-        return CodeVerdict("timeout", f"test {index}: exceeded the {limits.cpu_s} s CPU limit", index)
+        return Verdict("timeout", f"test {index}: exceeded the {limits.cpu_s} s CPU limit", failed_test=index)
     if "MemoryError" in run.stderr:
-        return CodeVerdict("memory", f"test {index}: exceeded the {limits.memory_mb} MB memory limit", index)
+        return Verdict("memory", f"test {index}: exceeded the {limits.memory_mb} MB memory limit", failed_test=index)
     if run.truncated or run.returncode in (-signal.SIGXFSZ, 128 + signal.SIGXFSZ) or "File too large" in run.stderr:
-        return CodeVerdict(
-            "fail",
+        return Verdict(
+            "wrong",
             f"test {index}: output exceeded {limits.output_bytes} bytes",
-            index,
+            failed_test=index,
             got=run.stdout[-200:],
-            truncated=True,
+            output_truncated=True,
         )
     if run.returncode not in (0, None) and "bwrap:" in run.stderr:
-        return CodeVerdict("sandbox_error", f"test {index}: sandbox failed: {run.stderr.strip()[-300:]}", index)
+        return Verdict("sandbox_error", f"test {index}: sandbox failed: {run.stderr.strip()[-300:]}", failed_test=index)
     if run.returncode != 0:
         last = run.stderr.strip().splitlines()[-1] if run.stderr.strip() else f"exit code {run.returncode}"
         if last.startswith("AssertionError"):
-            return CodeVerdict("fail", f"test {index}: assertion failed: {last}", index, got=run.stderr[-500:])
-        return CodeVerdict("runtime_error", f"test {index}: {last}", index, got=run.stderr[-500:])
+            return Verdict("wrong", f"test {index}: assertion failed: {last}", failed_test=index, got=run.stderr[-500:])
+        return Verdict("runtime_error", f"test {index}: {last}", failed_test=index, got=run.stderr[-500:])
     return None
 
 
@@ -245,41 +233,81 @@ def _normalize(text: str) -> list[str]:
     return [line.rstrip() for line in text.strip().splitlines()]
 
 
-def run_program(program: str, tests: Sequence[dict[str, Any]], limits: Limits = Limits()) -> CodeVerdict:
+_FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+#.-]*)[^\n]*$", re.M)
+_PYTHON_TAGS = ("", "python", "py", "python3", "py3")
+
+
+def extract_code(response: str, finish_reason: str | None = None) -> Verdict:
+    """The program a response commits to: its last fenced code block tagged Python (or untagged).
+
+    ``extracted`` holds the code when one is found (status ``correct`` here only means "a program was
+    found"; running it decides the real verdict). No Python block is ``no_answer``; a response cut off at
+    the token limit (``finish_reason == "length"``) inside an unclosed block, or with no block yet, is
+    ``truncated``. An unclosed last block in a response that ended by itself is taken as the program.
+    Blocks tagged with another language (```bash, ```text) are never taken.
+    """
+    fences = list(_FENCE.finditer(response))
+    blocks: list[tuple[str, str, bool]] = []  # (tag, code, closed)
+    i = 0
+    while i < len(fences):
+        tag = fences[i].group(1).lower()
+        start = fences[i].end() + 1
+        if i + 1 < len(fences):
+            blocks.append((tag, response[start : fences[i + 1].start()], True))
+            i += 2
+        else:
+            blocks.append((tag, response[start:], False))
+            i += 1
+    python = [(code, closed) for tag, code, closed in blocks if tag in _PYTHON_TAGS and code.strip()]
+    cut = finish_reason == "length"
+    if python:
+        code, closed = python[-1]
+        if cut and not closed:
+            return Verdict("truncated", "the response was cut off inside its code block", code.rstrip())
+        return Verdict("correct", "found a python code block", code.rstrip() + "\n")
+    if cut:
+        return Verdict("truncated", "the response was cut off before a complete python code block")
+    others = sorted({tag for tag, _, _ in blocks if tag not in _PYTHON_TAGS})
+    said = f" (blocks tagged {', '.join(others)} are not python)" if others else ""
+    return Verdict("no_answer", f"no python code block in the response{said}")
+
+
+def run_program(program: str, tests: Sequence[dict[str, Any]], limits: Limits = Limits()) -> Verdict:
     """Run ``program`` against every test; the first failing test decides the verdict.
 
     A test is ``{"kind": "stdio", "input": str, "output": str}`` or ``{"kind": "assert", "code": str}``.
     """
     if not tests:
-        return CodeVerdict("sandbox_error", "no tests given: nothing to verify")
+        return Verdict("sandbox_error", "no tests given: nothing to verify")
     import time
 
     start = time.monotonic()
     for index, test in enumerate(tests):
         left = limits.total_wall_s - (time.monotonic() - start)
         if left <= 0:
-            return CodeVerdict("timeout", f"total budget of {limits.total_wall_s:g} s spent before test {index}", index)
+            spent = f"total budget of {limits.total_wall_s:g} s spent before test {index}"
+            return Verdict("timeout", spent, failed_test=index)
         kind = test.get("kind")
         if kind == "assert":
             run = _run(f"{program}\n\n{test.get('code', '')}\n", "", limits, min(limits.wall_s, left))
         elif kind == "stdio":
             run = _run(program, str(test.get("input", "")), limits, min(limits.wall_s, left))
         else:
-            return CodeVerdict("sandbox_error", f"test {index}: unknown kind {kind!r} (stdio or assert)", index)
+            return Verdict("sandbox_error", f"test {index}: unknown kind {kind!r} (stdio or assert)", failed_test=index)
         bad = _classify(run, index, limits)
         if bad is not None:
             return bad
         if kind == "stdio" and _normalize(run.stdout) != _normalize(str(test.get("output", ""))):
             expected = str(test.get("output", ""))
-            return CodeVerdict(
-                "fail",
+            return Verdict(
+                "wrong",
                 f"test {index}: expected {expected.strip()[:80]!r}, got {run.stdout.strip()[:80]!r}",
-                index,
+                failed_test=index,
                 expected=expected,
                 got=run.stdout,
-                truncated=run.truncated,
+                output_truncated=run.truncated,
             )
-    return CodeVerdict("pass", f"all {len(tests)} tests passed")
+    return Verdict("correct", f"all {len(tests)} tests passed")
 
 
 def run_programs(
@@ -287,7 +315,7 @@ def run_programs(
     limits: Limits = Limits(),
     workers: int = 2,
     progress: bool = False,
-) -> list[CodeVerdict]:
+) -> list[Verdict]:
     """``run_program`` over many (program, tests) pairs in parallel threads (each test is a subprocess)."""
     _bwrap()  # fail once, clearly, before any work
     from tqdm.auto import tqdm

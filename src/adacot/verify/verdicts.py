@@ -1,4 +1,4 @@
-"""The verdict vocabulary for answer checks: the statuses a check may end in and the ``Verdict`` record.
+"""The verdict vocabulary for answer checks, math and code: the statuses a check may end in and ``Verdict``.
 
 This module is for naming outcomes, so that every checker in the project reports the same statuses and
 a reason instead of a bare boolean (house rule: verdicts, not booleans). It is not where answers are
@@ -18,6 +18,10 @@ STATUSES: tuple[str, ...] = (
     "unparseable_answer",
     "timeout",
     "request_error",  # the model was never heard from: the request failed for good (the reason says why)
+    # code only (verify/code.py): the program ran out of memory, crashed, or could not be run at all
+    "memory",
+    "runtime_error",
+    "sandbox_error",
 )
 
 
@@ -27,12 +31,18 @@ class Verdict:
 
     ``status`` is one of ``STATUSES``; ``reason`` says why in words (never empty, so that a row kept with
     its verdict can be understood without rerunning the check); ``extracted`` is the answer string taken
-    from the response, or ``None`` when none was found.
+    from the response (for code: the program), or ``None`` when none was found. A code check also says
+    which test failed (``failed_test``, 0-based), what it expected and what the program printed
+    (``expected``, ``got``), and whether that output was cut at the limit (``output_truncated``).
     """
 
     status: str
     reason: str
-    extracted: str | None
+    extracted: str | None = None
+    failed_test: int | None = None
+    expected: str | None = None
+    got: str | None = None
+    output_truncated: bool = False
 
     def __post_init__(self) -> None:
         # Fail at construction, not downstream: a typo'd status would silently fall out of every
