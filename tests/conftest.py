@@ -23,6 +23,13 @@ from adacot.stageio import load_prompts
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS_PATH = ROOT / "params.yaml"
 PROMPTS_PATH = ROOT / "prompts" / "math.yaml"
+# The field map of a GPQA-style multiple-choice file (tests/fixtures/gpqa_like.jsonl and test_sources' rows).
+GPQA_FIELDS = {
+    "id": "id",
+    "question": "Question",
+    "answer": "Correct Answer",
+    "options": ["Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3"],
+}
 
 # Property tests must not depend on machine load (no deadlines) nor leave an example database behind.
 settings.register_profile("adacot", deadline=None, database=None)

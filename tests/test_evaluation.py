@@ -20,7 +20,7 @@ from adacot.evaluation import (
     pass_at_1,
     pass_at_k,
 )
-from adacot.llm import ResponseCache
+from adacot.llm import Price, ResponseCache
 from adacot.prompts import PromptSet
 from adacot.schemas import BENCHMARK, EVAL_RESPONSES, conform
 
@@ -86,7 +86,16 @@ def test_evaluate_model_per_benchmark(
 ) -> None:
     fake = _fake()
     table, metrics = evaluate_model(
-        _benchmarks(), fake, prompts, evaluate, [], 0, verify_params, ResponseCache(tmp_path), batch_requests=3
+        _benchmarks(),
+        fake,
+        prompts,
+        evaluate,
+        [],
+        0,
+        verify_params,
+        ResponseCache(tmp_path),
+        batch_requests=3,
+        price=Price(1.0, 2.0),
     )
     assert list(table.columns) == list(EVAL_RESPONSES)
     assert table.height == 10 == fake.requests
@@ -105,6 +114,10 @@ def test_evaluate_model_per_benchmark(
     assert synthetic["by_status"] == {"correct": 3, "truncated": 1, "wrong": 2}
     assert metrics["completion_tokens"] == int(table["completion_tokens"].sum())
     assert metrics["cache"]["misses"] == 10
+    # The two benchmarks' ledgers are added up, the price per token is not.
+    assert metrics["cache"]["usd_per_mtok"] == {"input": 1.0, "output": 2.0}
+    spent = Price(1.0, 2.0).dollars(int(table["prompt_tokens"].sum()), int(table["completion_tokens"].sum()))
+    assert metrics["cache"]["dollars_spent"] == pytest.approx(spent, abs=1e-5)
     assert dict(table.group_by("benchmark").len().iter_rows()) == {"gsm8k_test": 4, "synthetic_heldout": 6}
     # pass@2 (n = 2): a question with any correct sample scores 1; cons@2: the first-answered group wins a tie.
     assert gsm8k["pass@2"] == pytest.approx(1.0) and synthetic["pass@2"] == pytest.approx(2 / 3)
@@ -226,19 +239,14 @@ def test_a_multiple_choice_benchmark_is_scored_by_the_letter(
 ) -> None:
     """A GPQA-style fixture (written for this project; GPQA itself is gated) through the source reader and
     the evaluation: a model that answers the right letter on its first sample and "A" on its second."""
-    from conftest import ROOT
+    from conftest import GPQA_FIELDS, ROOT
 
     from adacot.sources import load_source
 
     spec = BenchmarkParams(
         name="gpqa_like",
         path=str(ROOT / "tests/fixtures/gpqa_like.jsonl"),
-        fields={
-            "id": "id",
-            "question": "Question",
-            "answer": "Correct Answer",
-            "options": ["Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3"],
-        },
+        fields=GPQA_FIELDS,
         gold="choice",
     )
     questions = load_source(spec, 0, "test").questions.with_columns(benchmark=pl.lit("gpqa_like"))

@@ -9,7 +9,7 @@ from typing import Any
 
 import polars as pl
 import pytest
-from conftest import PARAMS_PATH
+from conftest import GPQA_FIELDS, PARAMS_PATH
 
 from adacot.config import ParamsError, SourceParams, load_params, parse_params
 from adacot.errors import StageFailure
@@ -163,17 +163,7 @@ GPQA_LIKE = [
     }
     for i in range(6)
 ]
-CHOICE = SourceParams(
-    name="gpqa_like",
-    path="x.jsonl",
-    fields={
-        "id": "id",
-        "question": "Question",
-        "answer": "Correct Answer",
-        "options": ["Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3"],
-    },
-    gold="choice",
-)
+CHOICE = SourceParams(name="gpqa_like", path="x.jsonl", fields=GPQA_FIELDS, gold="choice")
 
 
 def test_choice_options_are_shuffled_with_a_seed_and_the_gold_is_the_right_letter() -> None:

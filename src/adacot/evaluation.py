@@ -11,6 +11,7 @@ module does not compare models (``dvc metrics diff`` does) and does not load the
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -53,7 +54,8 @@ def answer_groups(answers: Sequence[str], verify: VerifyParams) -> list[int]:
     """A group label per answer: answers the verifier calls equal (either way round) share a label.
 
     Exact repeats are grouped without the verifier; distinct spellings are compared pairwise (one batch),
-    then joined transitively. Labels are the index of each group's first answer.
+    then joined transitively. A label is the position, among the distinct answers in order of first
+    appearance, of its group's first answer: a smaller label means a group answered earlier.
     """
     distinct = list(dict.fromkeys(answers))
     parent = list(range(len(distinct)))
@@ -76,7 +78,9 @@ def answer_groups(answers: Sequence[str], verify: VerifyParams) -> list[int]:
         for (i, j), ab, ba in zip(pairs, verdicts[: len(pairs)], verdicts[len(pairs) :], strict=True):
             if ab.status == "correct" or ba.status == "correct":
                 parent[root(j)] = root(i)
-    first = {root(i): min(x for x in range(len(distinct)) if root(x) == root(i)) for i in range(len(distinct))}
+    first: dict[int, int] = {}
+    for i in range(len(distinct)):
+        first.setdefault(root(i), i)
     label = {a: first[root(i)] for i, a in enumerate(distinct)}
     return [label[a] for a in answers]
 
@@ -92,10 +96,8 @@ def consensus_correct(statuses: Sequence[str], extracted: Sequence[str | None], 
     if not votes:
         return False
     labels = answer_groups([e for _, e in votes], verify)
-    sizes: dict[int, int] = {}
-    for label in labels:
-        sizes[label] = sizes.get(label, 0) + 1
-    winner = max(sizes, key=lambda label: (sizes[label], -labels.index(label)))
+    sizes = Counter(labels)
+    winner = max(sizes, key=lambda label: (sizes[label], -label))
     return votes[labels.index(winner)][0] == "correct"
 
 
@@ -191,20 +193,16 @@ def evaluate_model(
         "model_id": model.model_id,
         "benchmarks": per_benchmark,
         "completion_tokens": int(table["completion_tokens"].sum()),
-        "cache": _sum_ledgers(list(ledgers.values())),
+        "cache": _merge_ledgers(list(ledgers.values())),
     }
     return table, metrics
 
 
-def _sum_ledgers(ledgers: list[dict[str, Any]]) -> dict[str, Any]:
-    """The benchmarks' cache ledgers added up key by key (numbers summed, nested mappings merged)."""
-    total: dict[str, Any] = {}
-    for ledger in ledgers:
-        for key, value in ledger.items():
-            if isinstance(value, dict):
-                total[key] = _sum_ledgers([total.get(key, {}), value])
-            elif isinstance(value, (int, float)) and not isinstance(value, bool):
-                total[key] = total.get(key, 0) + value
-            else:
-                total[key] = value
+def _merge_ledgers(ledgers: list[dict[str, Any]]) -> dict[str, Any]:
+    """The benchmarks' cache ledgers as one: counts, tokens and dollars added up; the price and the
+    client's counters (which the model keeps over its whole life) as the last call left them."""
+    total = dict(ledgers[-1])
+    for key, value in ledgers[-1].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            total[key] = sum(ledger[key] for ledger in ledgers)
     return total
