@@ -37,7 +37,8 @@ def _write_run(folder: Path) -> tuple[Path, Path]:
                 "prompt_version": "v1",
                 "reasoning_tokens": 0,
                 "latency_s": 0.1,
-                "served_model": "deepseek-reasoner" if qid.startswith("gsm8k") else None,
+                # a served teacher names its model; a local engine leaves the field empty (as the stages write it)
+                "served_model": "deepseek-reasoner" if qid.startswith("gsm8k") else "",
                 "error": None,
                 "question": f"Question {qid}?",
                 "gold": "72",

@@ -97,3 +97,18 @@ def test_the_math_benchmarks_golds_are_all_gradable() -> None:
     pool = [load_source(load_params(PARAMS_PATH).pool.sources[1], 0, "pool")]
     _, bench, rejects, _ = build_pool_and_benchmarks(pool, loaded, ngram=8, verify_workers=2)
     assert rejects.height == 0 and bench.height == 600
+
+
+def test_the_pool_sources_example_is_valid_params() -> None:
+    section = README.split("## Your own questions: `pool.sources`", 1)[1]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S)
+    assert block
+    from adacot.config import PoolParams
+
+    pool = PoolParams.model_validate(yaml.safe_load(block.group(1))["pool"])
+    assert [(s.name, s.kind) for s in pool.sources] == [
+        ("numina", "file"),
+        ("hub_pool", "hub"),
+        ("synthetic", "synthetic"),
+    ]
+    assert pool.sources[0].fields.id == "uid" and pool.sources[0].gold == "latex"

@@ -43,7 +43,11 @@ def export_table(verdicts: pl.DataFrame, sample: pl.DataFrame, prompts: PromptSe
         "pass_rate",
         "prm_score",
         (pl.col("status") == "correct").alias("verified"),
-        pl.coalesce("served_model", pl.col("model_id")).alias("teacher"),
+        # A local engine leaves served_model empty: the teacher is then its model id.
+        pl.when(pl.col("served_model").fill_null("") != "")
+        .then(pl.col("served_model"))
+        .otherwise(pl.col("model_id"))
+        .alias("teacher"),
         "prompt_tokens",
         "completion_tokens",
         "question",
