@@ -10,7 +10,7 @@ STAMP := $(VENV)/.adacot-installed
 TORCH_SPEC ?= torch==2.13.0
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup repro test test-fast lint clean-cache
+.PHONY: setup repro repro-code test test-fast lint clean-cache
 
 setup: $(STAMP)
 
@@ -29,6 +29,12 @@ $(STAMP): pyproject.toml Makefile
 
 repro: setup
 	PATH=$(abspath $(VENV))/bin:$$PATH dvc repro
+
+# The code domain (README "Code"): an experiment with domain=code and room for programs in the answers.
+CODE_PARAMS ?= -S domain=code -S grade.max_tokens=256 -S teacher.max_tokens=384 -S teacher.attempts=4 -S evaluate.max_tokens=256 \
+  -S sft.max_length=768
+repro-code: setup
+	PATH=$(abspath $(VENV))/bin:$$PATH dvc exp run $(CODE_PARAMS)
 
 test: setup
 	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m pytest

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from adacot.config import in_domain
 from adacot.evaluation import evaluate_model
 from adacot.llm import ResponseCache
 from adacot.llm.roles import evaluated_model
@@ -27,14 +28,15 @@ def main() -> None:
         responses, metrics = evaluate_model(
             benchmarks,
             model,
-            load_prompts(args.prompts),
+            load_prompts(args.prompts, params.domain),
             params.evaluate,
-            params.benchmarks,
+            in_domain(params.benchmarks, params.domain),
             params.seed,
             params.verify,
             ResponseCache(Path(args.cache_dir)),
             params.engine.batch_requests,
             price,
+            params.domain,
         )
     write_table(responses, EVAL_RESPONSES, Path(args.responses))
     write_metrics(args.metrics, metrics)

@@ -27,7 +27,7 @@ def main() -> None:
         solutions, metrics = generate_solutions(
             sample,
             model,
-            load_prompts(args.prompts),
+            load_prompts(args.prompts, params.domain),
             sampling_from(teacher, params.seed),
             teacher.attempts,
             ResponseCache(Path(args.cache_dir)),

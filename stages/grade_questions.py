@@ -26,13 +26,14 @@ def main() -> None:
         attempts, metrics = grade_attempts(
             questions,
             model,
-            load_prompts(args.prompts),
+            load_prompts(args.prompts, params.domain),
             sampling_from(params.grade, params.seed),
             params.grade.attempts,
             params.verify,
             ResponseCache(Path(args.cache_dir)),
             params.engine.batch_requests,
             price,
+            params.domain,
         )
     write_table(attempts, ATTEMPTS, Path(args.attempts))
     write_metrics(args.metrics, metrics)

@@ -2,10 +2,12 @@
 
 from pathlib import Path
 
+from adacot.config import in_domain
 from adacot.pools import build_pool_and_benchmarks
 from adacot.schemas import BENCHMARK, QUESTIONS, REJECTS, write_table
 from adacot.sources import check_source_files, load_source
 from adacot.stageio import run_stage, setup, write_metrics
+from adacot.verify.code import Limits
 
 
 def main() -> None:
@@ -20,10 +22,13 @@ def main() -> None:
         },
     )
     tracked = [Path(p) for p in args.inputs.split(",") if p]
-    check_source_files(params.pool.sources, tracked, "pool")
-    check_source_files(params.benchmarks, tracked, "benchmark")
-    pool_sources = [load_source(spec, params.seed, "pool") for spec in params.pool.sources]
-    bench_sources = [load_source(spec, params.seed, "test") for spec in params.benchmarks]
+    # Only the sources of params.domain are read (a code source has gold: code, any other is math).
+    pool_specs = in_domain(params.pool.sources, params.domain)
+    bench_specs = in_domain(params.benchmarks, params.domain)
+    check_source_files(pool_specs, tracked, "pool")
+    check_source_files(bench_specs, tracked, "benchmark")
+    pool_sources = [load_source(spec, params.seed, "pool") for spec in pool_specs]
+    bench_sources = [load_source(spec, params.seed, "test") for spec in bench_specs]
     pool, bench, rejects, metrics = build_pool_and_benchmarks(
         pool_sources,
         bench_sources,
@@ -31,6 +36,9 @@ def main() -> None:
         min_overlap=params.pool.decontam_min_overlap,
         verify_timeout_s=params.verify.timeout_s,
         verify_workers=params.verify.workers,
+        domain=params.domain,
+        sandbox=Limits.from_params(params.verify.sandbox),
+        sandbox_workers=params.verify.sandbox.workers,
     )
     write_table(pool, QUESTIONS, Path(args.questions))
     write_table(bench, BENCHMARK, Path(args.benchmarks))

@@ -7,7 +7,7 @@ import polars as pl
 from adacot.llm.roles import api_errors_as_exit
 from adacot.prm import open_scorer, score_failures
 from adacot.schemas import ATTEMPTS, PRM_SCORES, QUESTIONS, read_table, write_table
-from adacot.stageio import run_stage, setup, write_metrics
+from adacot.stageio import load_prompts, run_stage, setup, write_metrics
 
 
 def main() -> None:
@@ -18,6 +18,7 @@ def main() -> None:
             "attempts": "the student's graded attempts",
             "base_model": "prepared student base (prm.model: base)",
             "cache_dir": "response cache folder (every judged step)",
+            "prompts": "prompt YAML of the domain (its `judge` wording)",
             "scores": "out: step scores parquet",
             "metrics": "out: metrics JSON",
         },
@@ -28,9 +29,10 @@ def main() -> None:
         scores, metrics = pl.DataFrame(schema=PRM_SCORES), {"grader": "none", "steps_scored": 0}
     else:
         with api_errors_as_exit():
-            scorer = open_scorer(params, args.base_model, Path(args.cache_dir))
+            judge = load_prompts(args.prompts, params.domain).judge
+            scorer = open_scorer(params, args.base_model, Path(args.cache_dir), judge)
             try:
-                scores, metrics = score_failures(questions, attempts, scorer, params.prm)
+                scores, metrics = score_failures(questions, attempts, scorer, params.prm, params.domain)
             finally:
                 scorer.close()
     write_table(scores, PRM_SCORES, Path(args.scores))

@@ -18,9 +18,13 @@ def main() -> None:
             "metrics": "out: metrics JSON",
         },
     )
-    prompts = load_prompts(args.prompts)
+    prompts = load_prompts(args.prompts, params.domain)
     checked, rows, metrics = select_solutions(
-        read_table(Path(args.solutions), SOLUTIONS), prompts, params.verify, params.teacher.keep_unverified
+        read_table(Path(args.solutions), SOLUTIONS),
+        prompts,
+        params.verify,
+        params.teacher.keep_unverified,
+        params.domain,
     )
     write_table(checked, VERIFIED_SOLUTIONS, Path(args.verdicts))  # first: the reasons, also when none is kept
     require_kept(metrics, params.teacher.keep_unverified, args.verdicts)

@@ -47,6 +47,8 @@ def _write_run(folder: Path) -> tuple[Path, Path]:
                 "status": status,
                 "reason": "",
                 "extracted": None,
+                "tests_passed": None,
+                "tests_total": None,
                 "kept": kept,
             }
         )

@@ -141,6 +141,8 @@ def _frames() -> tuple[pl.DataFrame, pl.DataFrame]:
                 "error": None,
                 "reason": "r",
                 "extracted": None,
+                "tests_passed": None,
+                "tests_total": None,
             }
             for q, i, t, s in rows
         ]

@@ -112,3 +112,43 @@ def test_the_pool_sources_example_is_valid_params() -> None:
         ("synthetic", "synthetic"),
     ]
     assert pool.sources[0].fields.id == "uid" and pool.sources[0].gold == "latex"
+
+
+def _make_variable(name: str) -> str:
+    """A variable of the Makefile, continuation lines joined."""
+    text = (ROOT / "Makefile").read_text().replace("\\\n", " ")
+    match = re.search(rf"^{name} \?= (.*)$", text, re.M)
+    assert match, f"Makefile has no {name}"
+    return match.group(1)
+
+
+def test_the_code_run_is_the_make_target_and_loads_the_code_sources(tmp_path: Path) -> None:
+    # README block: `make repro-code` and the `dvc exp run` it stands for; the Makefile runs exactly those -S.
+    make, spelled_out, _show = readme_block("code")
+    assert make == ["make", "repro-code"]
+    assert spelled_out[:3] == ["dvc", "exp", "run"]
+    assert spelled_out[3:] == shlex.split(_make_variable("CODE_PARAMS"))
+    assert "dvc exp run $(CODE_PARAMS)" in (ROOT / "Makefile").read_text()
+    params = params_after(spelled_out, tmp_path)
+    assert params.domain == "code" and params.grade.max_tokens >= 256
+    from adacot.config import in_domain
+    from adacot.verify.code import Limits
+
+    pool_sources = [load_source(s, params.seed, "pool") for s in in_domain(params.pool.sources, "code")]
+    bench_sources = [load_source(b, params.seed, "test") for b in in_domain(params.benchmarks, "code")]
+    pool, bench, rejects, metrics = build_pool_and_benchmarks(
+        pool_sources,
+        bench_sources,
+        ngram=params.pool.decontam_ngram,
+        min_overlap=params.pool.decontam_min_overlap,
+        domain="code",
+        sandbox=Limits.from_params(params.verify.sandbox),
+        sandbox_workers=2,
+    )
+    # MBPP's references pass their own tests in the sandbox: nothing is rejected.
+    assert rejects.height == 0
+    assert set(pool["source"]) == {"mbpp"} and pool.height == in_domain(params.pool.sources, "code")[0].limit
+    assert set(metrics["benchmark_questions"]) == {"humaneval", "mbpp_test"}
+    assert all(601 <= int(q.rsplit("-", 1)[1]) <= 974 for q in pool["question_id"])
+    mbpp_test = bench.filter(bench["benchmark"] == "mbpp_test")["question_id"]
+    assert all(11 <= int(q.rsplit("-", 1)[1]) <= 510 for q in mbpp_test)

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 from conftest import GPQA_FIELDS, PARAMS_PATH
 
-from adacot.config import ParamsError, SourceParams, load_params, parse_params
+from adacot.config import ParamsError, SourceParams, in_domain, load_params, parse_params
 from adacot.errors import StageFailure
 from adacot.sources import (
     check_field_map,
@@ -317,7 +317,7 @@ def _params_with(**sections: Any) -> dict[str, Any]:
         ({"benchmarks": [{"name": "a", "path": "x.jsonl"}]}, "needs `gold`"),
         ({"benchmarks": [{"name": "a", "gold": "latex"}]}, "kind file needs `path`"),
         ({"benchmarks": [{"name": "a", "path": "x", "gold": "choice"}]}, "gold choice needs `fields.options`"),
-        ({"benchmarks": [{"name": "a", "path": "x", "gold": "code"}]}, "gold code needs the code domain"),
+        ({"benchmarks": [{"name": "a", "path": "x", "gold": "code"}]}, "gold code needs `fields.tests`"),
         ({"benchmarks": [{"name": "a", "path": "x", "gold": "latex", "colour": 1}]}, "unknown key"),
         ({"benchmarks": [{"name": "a", "path": "x", "gold": "fraction"}]}, "benchmarks.0.gold"),
         ({"benchmarks": []}, "benchmarks"),
@@ -346,14 +346,18 @@ def test_bad_source_params_fail_before_any_work(sections: dict[str, Any], messag
 
 def test_shipped_params_parse_and_keep_the_default_run() -> None:
     params = load_params(PARAMS_PATH)
-    assert [(s.name, s.kind, s.limit, s.per_tier) for s in params.pool.sources] == [
+    assert params.domain == "math"
+    assert [(s.name, s.kind, s.limit, s.per_tier) for s in in_domain(params.pool.sources, "math")] == [
         ("gsm8k", "file", 8, None),
         ("synthetic", "synthetic", None, 12),
     ]
-    assert [(b.name, b.limit, b.per_tier) for b in params.benchmarks] == [
+    assert [(b.name, b.limit, b.per_tier) for b in in_domain(params.benchmarks, "math")] == [
         ("gsm8k_test", 12, None),
         ("synthetic_heldout", None, 6),
     ]
+    # The code domain's sources ride along, unused until domain: code.
+    assert [(s.name, s.id_range) for s in in_domain(params.pool.sources, "code")] == [("mbpp", (601, 974))]
+    assert [b.name for b in in_domain(params.benchmarks, "code")] == ["humaneval", "mbpp_test"]
 
 
 def test_a_hub_source_goes_through_datasets_load_dataset(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -165,6 +165,28 @@ EXTRACT_CASES = [
         "correct",
         "  def f():\n      return 1\n",
     ),
+    (
+        "usage_block_after_solution",
+        "```python\ndef f(x):\n    return 2 * x\n```\nExample usage:\n```python\nprint(f(2))  # 4\n```",
+        "stop",
+        "correct",
+        "def f(x):\n    return 2 * x\n",
+    ),
+    (
+        "later_solution_replaces_earlier",
+        "```python\ndef f(x):\n    return x\n```\nFixed:\n"
+        "```python\ndef f(x):\n    return 2 * x\n```\n```python\nf(1)\n```",
+        "stop",
+        "correct",
+        "def f(x):\n    return 2 * x\n",
+    ),
+    (
+        "usage_block_cut_off_after_solution",
+        "```python\nclass Solution:\n    pass\n```\nTry:\n```python\nprint(Solution(",
+        "length",
+        "correct",
+        "class Solution:\n    pass\n",
+    ),
     ("no_block", "The answer is to loop over the list.", "stop", "no_answer", None),
     ("only_bash_block", "```bash\npip install numpy\n```", "stop", "no_answer", None),
     ("empty_block", "```python\n```", "stop", "no_answer", None),

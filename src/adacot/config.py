@@ -27,6 +27,7 @@ class Section(BaseModel):
 
 
 GoldKind = Literal["gsm8k", "latex", "integer", "number", "choice", "code"]
+Domain = Literal["math", "code"]
 SourceKind = Literal["file", "hub", "synthetic"]
 
 
@@ -37,7 +38,11 @@ class FieldMap(Section):
     answer: str = Field(default="answer", min_length=1, description="the gold (or, for choice, the right option)")
     id: str | None = Field(default=None, description="the row's own id; unset = <name>-<split>-<row number>")
     solution: str | None = Field(default=None, description="a worked solution (kept with the question)")
-    tests: str | None = Field(default=None, description="code: the tests column")
+    tests: str | None = Field(default=None, description="code: the tests column (read by adacot.codetests)")
+    entry_point: str | None = Field(
+        default=None, description="code: the function's name (HumanEval entry_point, LiveCodeBench metadata)"
+    )
+    setup: str | None = Field(default=None, description="code: setup code run before the program (MBPP)")
     options: str | list[str] | None = Field(
         default=None, description="choice: one list-valued column, or the option columns in order"
     )
@@ -69,6 +74,14 @@ class SourceParams(Section):
     tiers: list[Literal[1, 2, 3, 4, 5]] | None = Field(
         None, min_length=1, description="synthetic: generator tiers to draw from (null = all five)"
     )
+    id_range: tuple[int, int] | None = Field(
+        None, description="keep rows whose numeric id (fields.id) lies in [first, last], e.g. MBPP's [601, 974]"
+    )
+
+    @property
+    def domain(self) -> Domain:
+        """The domain the source's questions belong to: ``code`` for gold code, else ``math``."""
+        return "code" if self.gold == "code" else "math"
 
     @model_validator(mode="after")
     def _check_kind(self) -> SourceParams:
@@ -89,9 +102,22 @@ class SourceParams(Section):
             raise ValueError(f"{where}: needs `gold`: one of gsm8k, latex, integer, number, choice, code")
         if self.gold == "choice" and not self.fields.options:
             raise ValueError(f"{where}: gold choice needs `fields.options` (the option column or columns)")
-        if self.gold == "code":
-            raise ValueError(f"{where}: gold code needs the code domain, which this pipeline does not run yet")
+        if self.gold == "code" and not self.fields.tests:
+            raise ValueError(f"{where}: gold code needs `fields.tests` (the tests column; see README 'Code')")
+        if self.id_range is not None:
+            if not self.fields.id:
+                raise ValueError(f"{where}: `id_range` needs `fields.id` (the column holding the numeric ids)")
+            if self.id_range[0] > self.id_range[1]:
+                raise ValueError(f"{where}: id_range {list(self.id_range)} is empty (first > last)")
         return self
+
+
+E = TypeVar("E", bound=SourceParams)
+
+
+def in_domain(entries: list[E], domain: str) -> list[E]:
+    """The entries of ``pool.sources`` or ``benchmarks`` in ``domain`` (code: gold code; math: the others)."""
+    return [e for e in entries if e.domain == domain]
 
 
 class BenchmarkParams(SourceParams):
@@ -275,12 +301,13 @@ class LevelsParams(Section):
     by ``rule``: ``prm`` (the paper) orders them by the PRM score of their failed reasoning, cut at
     ``edges`` (``quantile``: equal shares of the failing pool; ``fixed``: a question takes the first
     failing level whose ``min_score`` it reaches, else ``extreme``); ``pass_rate_bands`` cuts them by pass
-    rate at ``min_pass_rate`` instead. ``aggregate`` turns step scores into an attempt score and
-    ``score_attempt`` picks which failing attempt's score is the question's. All of it is applied in
+    rate at ``min_pass_rate`` instead; ``tests_passed`` (code) orders them by the largest share of its
+    tests a failing attempt passed, cut at ``edges`` like PRM scores. ``aggregate`` turns step scores into an
+    attempt score and ``score_attempt`` picks which failing attempt's score is the question's. All of it is applied in
     build_database, so changing any of it never reruns the student or the PRM.
     """
 
-    rule: Literal["prm", "pass_rate_bands"]
+    rule: Literal["prm", "pass_rate_bands", "tests_passed"]
     solved_pass_rate: float = Field(gt=0, le=1)
     min_pass_rate: dict[str, float]
     edges: Literal["quantile", "fixed"]
@@ -407,12 +434,25 @@ class TeacherParams(SamplingParamsSection):
     api: ApiOverride = Field(description="openai: keys of `api` that differ for the teacher ({} = none)")
 
 
+class SandboxParams(Section):
+    """`verify.sandbox`: limits for running candidate programs (code domain; ``adacot.verify.code``)."""
+
+    wall_s: float = Field(gt=0, description="per test: wall-clock seconds")
+    cpu_s: int = Field(gt=0, description="per test: CPU seconds")
+    memory_mb: int = Field(ge=64, description="per test: address space")
+    processes: int = Field(ge=1, description="per test: processes and threads")
+    output_bytes: int = Field(ge=1024, description="per test: stdout and file size")
+    total_wall_s: float = Field(gt=0, description="all tests of one program")
+    workers: int = Field(ge=1, description="programs run at once")
+
+
 class VerifyParams(Section):
     """`verify`: answer extraction and equivalence settings shared by grading, filtering, evaluation."""
 
     last_number_fallback: bool
     timeout_s: float = Field(gt=0)
     workers: int = Field(ge=1)
+    sandbox: SandboxParams
 
 
 class SftParams(Section):
@@ -459,6 +499,7 @@ class Params(Section):
     """The whole ``params.yaml``; cross-section rules are checked here."""
 
     seed: int
+    domain: Domain = Field(description="math | code: prompts, answer checks, and which sources are used")
     pool: PoolParams
     benchmarks: list[BenchmarkParams] = Field(min_length=1)
     model: ModelParams
@@ -484,6 +525,15 @@ class Params(Section):
                 "or levels.rule to pass_rate_bands"
             )
         _unique_names(list(self.benchmarks), "benchmarks")
+        for what, entries in (("pool.sources", self.pool.sources), ("benchmarks", self.benchmarks)):
+            if not [e for e in entries if e.domain == self.domain]:
+                found = ", ".join(f"{e.name} ({e.domain})" for e in entries)
+                raise ValueError(
+                    f"domain={self.domain} but no entry of {what} is in that domain (found: {found}); "
+                    f"code sources have gold: code, every other gold is math"
+                )
+        if self.levels.rule == "tests_passed" and self.domain != "code":
+            raise ValueError("levels.rule=tests_passed needs domain=code (math answers have no tests)")
         for role in ("student", "teacher", "prm", "evaluate"):
             try:
                 self.role_api(role)

@@ -101,8 +101,13 @@ def consensus_correct(statuses: Sequence[str], extracted: Sequence[str | None], 
     return votes[labels.index(winner)][0] == "correct"
 
 
-def benchmark_metrics(table: pl.DataFrame, n: int, ks: Sequence[int], verify: VerifyParams) -> dict[str, Any]:
-    """The protocol's figures for one benchmark's scored responses (n samples per question)."""
+def benchmark_metrics(
+    table: pl.DataFrame, n: int, ks: Sequence[int], verify: VerifyParams, domain: str = "math"
+) -> dict[str, Any]:
+    """The protocol's figures for one benchmark's scored responses (n samples per question).
+
+    Code has no cons@k (programs are not votes: two different programs can both be right) but reports
+    the mean share of tests passed."""
     per_question = table.sort("question_id", "sample_index").group_by("question_id", maintain_order=True)
     pass1: list[float] = []
     passk: dict[int, list[float]] = {k: [] for k in ks if k <= n}
@@ -114,7 +119,8 @@ def benchmark_metrics(table: pl.DataFrame, n: int, ks: Sequence[int], verify: Ve
         pass1.append(correct / len(statuses))
         for k in passk:
             passk[k].append(pass_at_k(len(statuses), correct, k))
-            consk[k].append(float(consensus_correct(statuses[:k], extracted[:k], verify)))
+            if domain != "code":
+                consk[k].append(float(consensus_correct(statuses[:k], extracted[:k], verify)))
     mean, stderr = mean_and_stderr(pass1)
     out: dict[str, Any] = {
         "pass@1": mean,
@@ -127,7 +133,12 @@ def benchmark_metrics(table: pl.DataFrame, n: int, ks: Sequence[int], verify: Ve
     }
     for k in passk:
         out[f"pass@{k}"] = mean_and_stderr(passk[k])[0]
-        out[f"cons@{k}"] = mean_and_stderr(consk[k])[0]
+        if domain != "code":
+            out[f"cons@{k}"] = mean_and_stderr(consk[k])[0]
+    if domain == "code":
+        ran = table.filter(pl.col("tests_total") > 0)
+        shares = (ran["tests_passed"] / ran["tests_total"]).mean() if ran.height else None
+        out["mean_tests_passed_share"] = float(shares) if shares is not None else 0.0  # type: ignore[arg-type]
     return out
 
 
@@ -153,8 +164,10 @@ def evaluate_model(
     cache: ResponseCache | None,
     batch_requests: int = 256,
     price: Price | None = None,
+    domain: str = "math",
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """Every response with its verdict, and the protocol's figures per benchmark (``benchmark_metrics``).
+    """Every response with its verdict, and the protocol's figures per benchmark (``benchmark_metrics``);
+    code responses are run against their tests in the sandbox.
 
     No benchmark questions is a ``StageFailure``: a pass@1 of nothing would read as a score of 0.
     """
@@ -178,12 +191,13 @@ def evaluate_model(
             frame["finish_reason"].to_list(),
             verify,
             frame["error"].to_list(),
+            domain=domain,
         )
         table = conform(
             pl.concat([frame.rename({"text": "response"}), verdicts], how="horizontal"), EVAL_RESPONSES, "responses"
         )
         per_benchmark[name] = {
-            **benchmark_metrics(table, n, evaluate.k, verify),
+            **benchmark_metrics(table, n, evaluate.k, verify, domain),
             "max_tokens": sampling.max_tokens,
             "temperature": sampling.temperature,
         }

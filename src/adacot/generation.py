@@ -62,9 +62,10 @@ def generate_solutions(
 
 
 def select_solutions(
-    solutions: pl.DataFrame, prompts: PromptSet, verify: VerifyParams, keep_unverified: bool
+    solutions: pl.DataFrame, prompts: PromptSet, verify: VerifyParams, keep_unverified: bool, domain: str = "math"
 ) -> tuple[pl.DataFrame, list[dict[str, Any]], dict[str, Any]]:
-    """(all solutions with verdict and `kept`, SFT rows, metrics)."""
+    """(all solutions with verdict and `kept`, SFT rows, metrics). A code solution is verified only when
+    its program passes every test of its question in the sandbox."""
     solutions = conform(solutions, SOLUTIONS, "solutions").sort("question_id", "sample_index")
     verdicts = verdict_columns(
         solutions["gold"].to_list(),
@@ -72,6 +73,7 @@ def select_solutions(
         solutions["finish_reason"].to_list(),
         verify,
         solutions["error"].to_list(),
+        domain=domain,
     )
     checked = pl.concat([solutions, verdicts], how="horizontal")
     # Rank candidates per question: verified first; then (only if allowed) complete unverified ones.

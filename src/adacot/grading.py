@@ -30,8 +30,12 @@ def grade_attempts(
     cache: ResponseCache | None,
     batch_requests: int = 256,
     price: Price | None = None,
+    domain: str = "math",
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Every student attempt with its verdict, and metrics (counts by status, tokens, cache, cost).
+
+    Code attempts run against every test of their question in the sandbox (a failing one too, so its
+    share of tests passed can level the question: ``levels.rule: tests_passed``).
 
     No questions is a ``StageFailure``: levels of nothing would make every later stage empty.
     """
@@ -50,6 +54,8 @@ def grade_attempts(
         frame["finish_reason"].to_list(),
         verify,
         frame["error"].to_list(),
+        domain=domain,
+        count_all_tests=True,
     )
     table = conform(pl.concat([frame.rename({"text": "attempt"}), verdicts], how="horizontal"), ATTEMPTS, "attempts")
     metrics = {
@@ -63,4 +69,9 @@ def grade_attempts(
         "completion_tokens": int(table["completion_tokens"].sum()),
         "cache": cache_metrics,
     }
+    if domain == "code":
+        ran = table.filter(pl.col("tests_total") > 0)
+        share = (ran["tests_passed"] / ran["tests_total"]).mean() if ran.height else None
+        metrics["programs_run"] = ran.height
+        metrics["mean_tests_passed_share"] = float(share) if share is not None else 0.0  # type: ignore[arg-type]
     return table, metrics

@@ -3,7 +3,8 @@
 The rule turns a question's graded attempts (and, for the paper's rule, the PRM grader's step scores of
 its failed attempts) into one database row with its pass rate, PRM score and level: solved questions are
 ``easy``; failing ones are ordered by PRM score (step scores -> attempt score -> question score, cut at
-fixed or quantile edges) or by pass-rate bands, as ``levels`` in params.yaml says. It all runs in build_database,
+fixed or quantile edges), by pass-rate bands, or (code) by the share of tests their best failing attempt
+passed, as ``levels`` in params.yaml says. It all runs in build_database,
 so changing the rule never reruns the student or the PRM.
 
 This module does not ask any model (``grading.py`` asks the student, ``prm.py`` scores steps) and does not
@@ -36,6 +37,10 @@ def grader_version(levels: LevelsParams, attempts: int, prm_grader: str | None =
     rule: dict[str, Any] = {"rule": levels.rule, "solved": levels.solved_pass_rate, "k": attempts}
     if levels.rule == "pass_rate_bands":
         rule["bands"] = levels.min_pass_rate
+    elif levels.rule == "tests_passed":
+        rule["edges"] = levels.edges
+        if levels.edges == "fixed":
+            rule["min_score"] = levels.min_score
     else:
         rule.update(grader=prm_grader, edges=levels.edges, aggregate=levels.aggregate, attempt=levels.score_attempt)
         if levels.edges == "fixed":
@@ -168,6 +173,9 @@ def assign_levels(
     k = int(table.select(pl.col("attempts").max()).item() or 0)
     table = table.with_columns(pass_rate=pl.col("correct") / pl.col("attempts"))
     solved = pl.col("pass_rate") >= levels.solved_pass_rate
+    table = table.join(tests_passed_shares(attempts), on="question_id", how="left").with_columns(
+        tests_passed_share=pl.when(solved).then(None).otherwise(pl.col("tests_passed_share"))
+    )
     grader = None
     if levels.rule == "prm":
         if prm_scores is None:
@@ -186,6 +194,21 @@ def assign_levels(
             .then(pl.lit("easy"))
             .otherwise(pl.col("prm_score").map_elements(lambda s: level_by_score(s, cut), return_dtype=pl.String))
         )
+    elif levels.rule == "tests_passed":
+        # A failing question whose attempts never ran (no program, truncated) passed no test.
+        table = table.with_columns(
+            prm_score=pl.lit(None, dtype=pl.Float64),
+            tests_passed_share=pl.when(solved).then(None).otherwise(pl.col("tests_passed_share").fill_null(0.0)),
+        )
+        cut = edges if edges is not None else score_edges(table.filter(~solved)["tests_passed_share"].to_list(), levels)
+        edges = cut
+        table = table.with_columns(
+            level=pl.when(solved)
+            .then(pl.lit("easy"))
+            .otherwise(
+                pl.col("tests_passed_share").map_elements(lambda s: level_by_score(s, cut), return_dtype=pl.String)
+            )
+        )
     else:
         edges = None
         table = table.with_columns(
@@ -199,6 +222,17 @@ def assign_levels(
     return table, metrics
 
 
+def tests_passed_shares(attempts: pl.DataFrame) -> pl.DataFrame:
+    """(question_id, tests_passed_share): the largest share of its tests a failing code attempt passed;
+    no row for a question none of whose failing attempts ran a test (and for every math question)."""
+    if "tests_total" not in attempts.columns:  # attempts of a caller that only counts verdicts
+        return pl.DataFrame(schema={"question_id": pl.String, "tests_passed_share": pl.Float64})
+    ran = attempts.filter((pl.col("status") != "correct") & (pl.col("tests_total") > 0))
+    return ran.group_by("question_id").agg(
+        tests_passed_share=(pl.col("tests_passed") / pl.col("tests_total")).max().cast(pl.Float64)
+    )
+
+
 def level_metrics(table: pl.DataFrame) -> dict[str, Any]:
     """Level histogram, shares, pass rate and PRM score per level, by source: the database's metrics."""
     histogram = {level: int((table["level"] == level).sum()) for level in LEVELS}
@@ -210,7 +244,13 @@ def level_metrics(table: pl.DataFrame) -> dict[str, Any]:
             out[level] = float(values.mean()) if values.len() else None  # type: ignore[arg-type]
         return out
 
+    shares = (
+        {"tests_passed_share_by_level": mean_by_level("tests_passed_share")}
+        if table["tests_passed_share"].drop_nulls().len()
+        else {}
+    )
     return {
+        **shares,
         "questions": table.height,
         "level_histogram": histogram,
         "level_share": {lv: (c / table.height if table.height else 0.0) for lv, c in histogram.items()},

@@ -220,6 +220,42 @@ def reject_ungradable_golds(
     return frame.filter(flags), conform(rejects, REJECTS, "rejects")
 
 
+def reject_failing_references(frame: pl.DataFrame, limits: Any, workers: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split code questions into (kept, rejects): a question whose own reference ``solution`` fails its tests
+    in the sandbox has broken tests (or a broken reference) and could never be graded fairly.
+
+    Questions without a reference solution are kept unchecked (their tests were read at load time).
+    """
+    has_reference = frame.filter(pl.col("solution").is_not_null())
+    if has_reference.height == 0:
+        return frame, empty(REJECTS)
+    from adacot.codetests import CodeTests
+    from adacot.verify.code import run_programs
+
+    tests = [CodeTests.from_json(g) for g in has_reference["gold"].to_list()]
+    verdicts = run_programs(
+        [(s, t.cases) for s, t in zip(has_reference["solution"].to_list(), tests, strict=True)],
+        limits,
+        workers,
+        progress=has_reference.height > 50,
+        setups=[t.setup for t in tests],
+    )
+    failing = {
+        qid: f"reference solution fails its own tests: {v.status}: {v.reason}"
+        for qid, v in zip(has_reference["question_id"].to_list(), verdicts, strict=True)
+        if not v.is_correct
+    }
+    dropped = frame.filter(pl.col("question_id").is_in(list(failing)))
+    rejects = dropped.select(
+        "question_id",
+        "source",
+        "question",
+        pl.col("gold").alias("gold_raw"),
+        pl.col("question_id").replace_strict(failing, return_dtype=pl.String).alias("reason"),
+    )
+    return frame.filter(~pl.col("question_id").is_in(list(failing))), conform(rejects, REJECTS, "rejects")
+
+
 @dataclass(frozen=True)
 class LoadedSource:
     """One source's questions (limit drawn), its rejects, the rows it held, and whether it was generated."""
@@ -239,20 +275,30 @@ def build_pool_and_benchmarks(
     min_overlap: float = 0.5,
     verify_timeout_s: float = 5.0,
     verify_workers: int = 2,
+    domain: str = "math",
+    sandbox: Any = None,
+    sandbox_workers: int = 2,
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, dict[str, Any]]:
     """(pool questions, benchmark questions, rejects, metrics) from loaded sources.
 
-    Benchmarks keep their rows (a gold math-verify cannot grade is a reject); the pool is decontaminated
+    Benchmarks keep their rows (math: a gold math-verify cannot grade is a reject; code: a question whose
+    reference solution fails its own tests in the ``sandbox`` limits is); the pool is decontaminated
     against them (``decontaminate``) and its golds checked the same way. A benchmark left with no
     question, or an empty pool, is a ``StageFailure`` naming the rejects by reason.
     """
+
+    def check(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        if domain == "code":
+            return reject_failing_references(frame, sandbox, sandbox_workers)
+        return reject_ungradable_golds(frame, timeout_s=verify_timeout_s, workers=verify_workers)
+
     bench_parts = [s.questions.with_columns(benchmark=pl.lit(s.name)) for s in bench_sources]
     bench = conform(pl.concat(bench_parts, how="diagonal_relaxed"), BENCHMARK, "benchmarks")
-    bench, bench_gold_rejects = reject_ungradable_golds(bench, timeout_s=verify_timeout_s, workers=verify_workers)
+    bench, bench_gold_rejects = check(bench)
     candidates = conform(pl.concat([s.questions for s in pool_sources]), QUESTIONS, "pool")
     exact_only = {s.name for s in (*pool_sources, *bench_sources) if s.generated}
     pool, contamination, leaks = decontaminate(candidates, bench, ngram, min_overlap, exact_only)
-    pool, pool_gold_rejects = reject_ungradable_golds(pool, timeout_s=verify_timeout_s, workers=verify_workers)
+    pool, pool_gold_rejects = check(pool)
     rejects = pl.concat(
         [*(s.rejects for s in (*pool_sources, *bench_sources)), bench_gold_rejects, contamination, pool_gold_rejects]
     )

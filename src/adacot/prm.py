@@ -74,13 +74,33 @@ def split_steps(text: str, max_steps: int, max_step_chars: int) -> list[str]:
     return [p if len(p) <= max_step_chars else "..." + p[-max_step_chars:] for p in parts[-max_steps:]]
 
 
-def judge_conversations(question: str, steps: list[str]) -> list[Conversation]:
-    """One yes/no judge conversation per step, showing the steps before it."""
+def split_code_steps(text: str, max_steps: int, max_step_chars: int) -> list[str]:
+    """The steps of a code attempt: its reasoning paragraphs (``split_steps``), then its program as the
+    last step (the last python block, ``extract_code``); the last ``max_steps`` of them. A response with no
+    program is split as prose."""
+    from adacot.verify.code import extract_code
+
+    found = extract_code(text)
+    program = (found.extracted or "").rstrip()
+    if not program:
+        return split_steps(text, max_steps, max_step_chars)
+    at = text.rfind(program)
+    reasoning = re.sub(r"```[\w+#.-]*\s*$", "", text[:at].rstrip()) if at >= 0 else ""
+    parts = [*split_steps(reasoning, max_steps, max_step_chars), program]
+    return [p if len(p) <= max_step_chars else "..." + p[-max_step_chars:] for p in parts[-max_steps:]]
+
+
+def judge_conversations(question: str, steps: list[str], judge: dict[str, str] | None = None) -> list[Conversation]:
+    """One yes/no judge conversation per step, showing the steps before it, in the prompt set's ``judge``
+    wording (``PromptSet.judge``; ``None`` = the built-in math wording)."""
+    system = judge.get("system", "") if judge else JUDGE_SYSTEM
+    template = judge["user"] if judge else JUDGE_USER
     conversations: list[Conversation] = []
     for i, step in enumerate(steps):
         previous = "\n".join(steps[:i]) or "(nothing yet)"
-        user = JUDGE_USER.format(question=question, previous=previous, step=step)
-        conversations.append(({"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": user}))
+        user = template.format(question=question, previous=previous, step=step)
+        head: tuple[dict[str, str], ...] = ({"role": "system", "content": system},) if system else ()
+        conversations.append((*head, {"role": "user", "content": user}))
     return conversations
 
 
@@ -103,6 +123,7 @@ class GenerativeJudge:
         *,
         batch_requests: int = 256,
         top_logprobs: int = 20,
+        judge: dict[str, str] | None = None,
     ) -> None:
         if hasattr(model, "top_logprobs_view"):
             self._asker: Any = model.top_logprobs_view(top_logprobs)
@@ -119,6 +140,7 @@ class GenerativeJudge:
         self._cache = cache
         self._price = price or Price()
         self._batch_requests = batch_requests
+        self._judge = judge
         self.cache_stats: CacheStats | None = None
 
     @property
@@ -126,7 +148,7 @@ class GenerativeJudge:
         return f"generative:{self._model.model_id}"
 
     def score(self, items: Sequence[tuple[str, list[str]]]) -> list[list[float]]:
-        conversations = [c for question, steps in items for c in judge_conversations(question, steps)]
+        conversations = [c for question, steps in items for c in judge_conversations(question, steps, self._judge)]
         completions, self.cache_stats = cached_complete(
             self._asker,
             conversations,
@@ -222,7 +244,7 @@ def checked_score(value: object, grader: str) -> tuple[float | None, str | None]
 
 
 def score_failures(
-    questions: pl.DataFrame, attempts: pl.DataFrame, scorer: StepScorer, prm: PrmParams
+    questions: pl.DataFrame, attempts: pl.DataFrame, scorer: StepScorer, prm: PrmParams, domain: str = "math"
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Step scores (one row per scored step) of the failed attempts, and metrics.
 
@@ -235,7 +257,8 @@ def score_failures(
     text_of = dict(zip(questions["question_id"], questions["question"], strict=True))
     failed = failing_attempts(attempts, prm.max_attempts)
     keys = list(zip(failed["question_id"], failed["sample_index"], strict=True))
-    steps = [split_steps(t or "", prm.max_steps, prm.max_step_chars) for t in failed["attempt"].to_list()]
+    splitter = split_code_steps if domain == "code" else split_steps
+    steps = [splitter(t or "", prm.max_steps, prm.max_step_chars) for t in failed["attempt"].to_list()]
     scored = scorer.score([(text_of[q], s) for (q, _), s in zip(keys, steps, strict=True)])
     if len(scored) != len(keys):
         raise RuntimeError(f"{scorer.grader_id} returned {len(scored)} score lists for {len(keys)} attempts")
@@ -295,9 +318,12 @@ def score_failures(
 JUDGE_SAMPLING = Sampling(max_tokens=1, temperature=0.0, top_p=1.0, seed=0)
 
 
-def open_scorer(params: Params, base_path: Any, cache_dir: Path | None = None) -> Any:
+def open_scorer(
+    params: Params, base_path: Any, cache_dir: Path | None = None, judge: dict[str, str] | None = None
+) -> Any:
     """The step scorer ``params.prm`` asks for: local weights (``base`` = the prepared student base) or a
-    served judge (``prm.backend: openai``, answered through the response cache in ``cache_dir``).
+    served judge (``prm.backend: openai``, answered through the response cache in ``cache_dir``), asking
+    in the ``judge`` wording of the domain's prompt set (``None`` = the built-in math wording).
 
     Returns an object with ``score``, ``grader_id`` and ``close``.
     """
@@ -311,7 +337,7 @@ def open_scorer(params: Params, base_path: Any, cache_dir: Path | None = None) -
         api = params.role_api("prm")
         name = prm.served_model or ""
         model = OpenAIChatModel(name, api, api_key_from_env(api), seed=seed)
-        return GenerativeJudge(model, _cache(cache_dir), price_of(params.prices, name))
+        return GenerativeJudge(model, _cache(cache_dir), price_of(params.prices, name), judge=judge)
     path = Path(base_path) if prm.model == "base" else Path(prm.model)
     if prm.kind == "discriminative":
         from adacot.llm.vllm_backend import VllmProcessRewardModel, vllm_importable
@@ -323,7 +349,7 @@ def open_scorer(params: Params, base_path: Any, cache_dir: Path | None = None) -
         from adacot.llm import open_local_model
 
         return GenerativeJudge(
-            open_local_model(path, engine, seed), _cache(cache_dir), batch_requests=engine.batch_requests
+            open_local_model(path, engine, seed), _cache(cache_dir), batch_requests=engine.batch_requests, judge=judge
         )
     raise ValueError("prm.kind=none scores nothing; the score_failures stage writes an empty table")
 

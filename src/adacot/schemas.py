@@ -17,7 +17,7 @@ QUESTIONS: Schema = {
     "question_id": pl.String(),
     "source": pl.String(),
     "question": pl.String(),
-    "gold": pl.String(),
+    "gold": pl.String(),  # math: the answer; code: the tests as JSON (adacot.codetests.CodeTests)
     "generator_tier": pl.Int32(),  # only for generated questions: the generator's intended difficulty
     "solution": pl.String(),  # the source's own worked solution, when its field map names one
 }
@@ -46,7 +46,14 @@ _GENERATION: Schema = {
     "error": pl.String(),  # why a request failed for good (finish_reason "error"); null when answered
 }
 
-_VERDICT: Schema = {"status": pl.String(), "reason": pl.String(), "extracted": pl.String()}
+# A verdict (adacot.verify.Verdict) as columns; tests_passed / tests_total are for code (null for math).
+_VERDICT: Schema = {
+    "status": pl.String(),
+    "reason": pl.String(),
+    "extracted": pl.String(),
+    "tests_passed": pl.Int32(),
+    "tests_total": pl.Int32(),
+}
 
 # A role's raw answers, one row per (question, sample index), before any verdict (responses.py).
 RESPONSES: Schema = {**_GENERATION, "text": pl.String()}
@@ -59,6 +66,7 @@ DATABASE: Schema = {
     "correct": pl.Int32(),
     "pass_rate": pl.Float64(),
     "prm_score": pl.Float64(),  # the failed reasoning's PRM score (null: solved, or rule pass_rate_bands)
+    "tests_passed_share": pl.Float64(),  # code: the largest share of its tests a failing attempt passed
     "level": pl.String(),
     "grader_version": pl.String(),
     "completion_tokens": pl.Int64(),

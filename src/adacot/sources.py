@@ -2,7 +2,8 @@
 
 A source is one entry of ``pool.sources`` or ``benchmarks`` (``config.SourceParams``): where the rows are
 (JSONL, JSON, parquet, CSV, a folder saved by ``datasets``, a hub dataset id), which columns hold the id,
-question, answer, solution and options, and how the gold answer is written (its *gold kind*). This module
+question, answer, solution, options and (code) tests, and how the gold answer is written (its *gold kind*;
+for ``code`` the gold is the row's tests, read by ``adacot.codetests``). This module
 reads those rows (it is the one place that opens user data files), checks the field map against the
 columns found, turns each row into a question with a parsed gold, or into a reject with the reason, and
 shuffles multiple-choice options with a seed. It does not draw limits, deduplicate or decontaminate
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from adacot.codetests import UnreadableTests, code_question, read_tests
 from adacot.errors import StageFailure
 from adacot.pools import TIERS, LoadedSource, generate_synthetic, seeded_subset
 from adacot.schemas import QUESTIONS, REJECTS, empty
@@ -163,8 +165,10 @@ def check_field_map(spec: SourceParams, rows: Sequence[dict[str, Any]]) -> None:
     columns: set[str] = set()
     for row in rows[:1000]:
         columns.update(row)
-    wanted = {"question": spec.fields.question, "answer": spec.fields.answer}
-    for name in ("id", "solution", "tests"):
+    wanted = {"question": spec.fields.question}
+    if spec.gold != "code":  # code golds are the tests column
+        wanted["answer"] = spec.fields.answer
+    for name in ("id", "solution", "tests", "entry_point", "setup"):
         column = getattr(spec.fields, name)
         if column is not None:
             wanted[name] = column
@@ -277,7 +281,9 @@ def rows_to_questions(
         own_id = row.get(fields.id) if fields.id else None
         qid = f"{spec.name}-{own_id}" if own_id not in (None, "") else f"{spec.name}-{split}-{index:05d}"
         question = row.get(fields.question)
-        gold_raw = row.get(fields.answer)
+        code = spec.gold == "code"
+        gold_column = (fields.tests or "tests") if code else fields.answer
+        gold_raw = row.get(gold_column)
         base = {
             "question_id": qid,
             "source": spec.name,
@@ -287,17 +293,32 @@ def rows_to_questions(
         if "__not_an_object__" in row:
             bad.append({**base, "reason": "row is not an object"})
             continue
+        if not in_range(own_id, spec.id_range):
+            continue
         if qid in seen_ids:
             bad.append({**base, "reason": f"duplicate id in the source: {own_id!r}"})
             continue
         if not isinstance(question, str) or not question.strip():
             bad.append({**base, "reason": f"no question text in column {fields.question!r}"})
             continue
-        if gold_raw is None or (isinstance(gold_raw, str) and not gold_raw.strip()):
-            bad.append({**base, "reason": f"no gold answer in column {fields.answer!r}"})
+        if gold_raw is None or (isinstance(gold_raw, str) and not gold_raw.strip()) or gold_raw in ([], {}):
+            said = "no tests" if code else "no gold answer"
+            bad.append({**base, "reason": f"{said} in column {gold_column!r}"})
             continue
         gold: str | None
-        if spec.gold == "choice":
+        if code:
+            try:
+                tests = read_tests(
+                    gold_raw,
+                    entry_point=row.get(fields.entry_point) if fields.entry_point else None,
+                    setup=row.get(fields.setup) if fields.setup else None,
+                    question=question,
+                )
+            except UnreadableTests as error:
+                bad.append({**base, "reason": f"tests in column {gold_column!r}: {error}"})
+                continue
+            question, gold = code_question(question, tests), tests.to_json()
+        elif spec.gold == "choice":
             options = _row_options(row, option_columns)
             text, said = choice_question(question, options, gold_raw, f"{seed}-{spec.name}-{qid}")
             if text is None:
@@ -311,6 +332,9 @@ def rows_to_questions(
                 continue
         seen_ids.add(qid)
         solution = row.get(fields.solution) if fields.solution else None
+        if solution is not None and not isinstance(solution, str):
+            bad.append({**base, "reason": f"solution in column {fields.solution!r} is not text"})
+            continue
         good.append(
             {
                 "question_id": qid,
@@ -324,6 +348,15 @@ def rows_to_questions(
     questions = pl.DataFrame(good, schema=QUESTIONS) if good else empty(QUESTIONS)
     rejects = pl.DataFrame(bad, schema=REJECTS) if bad else empty(REJECTS)
     return questions, rejects
+
+
+def in_range(own_id: Any, id_range: tuple[int, int] | None) -> bool:
+    """Whether a row's id lies in ``id_range`` (inclusive; ids like "HumanEval/12" count by their last
+    number); every row when there is no range, none whose id holds no number."""
+    if id_range is None:
+        return True
+    found = re.findall(r"\d+", str(own_id)) if own_id is not None else []
+    return bool(found) and id_range[0] <= int(found[-1]) <= id_range[1]
 
 
 def _row_options(row: dict[str, Any], columns: list[str]) -> list[Any]:

@@ -108,6 +108,12 @@ def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
     return count
 
 
-def load_prompts(path: str | Path) -> PromptSet:
-    """Read and validate a prompt YAML file."""
-    return parse_prompt_set(yaml.safe_load(Path(path).read_text()))
+def load_prompts(path: str | Path, domain: str | None = None) -> PromptSet:
+    """Read and validate a prompt YAML file; with ``domain``, refuse a file written for another domain."""
+    prompts = parse_prompt_set(yaml.safe_load(Path(path).read_text()))
+    if domain is not None and prompts.domain != domain:
+        raise ValueError(
+            f"{path} is a {prompts.domain} prompt set but params say domain={domain}; "
+            f"dvc.yaml passes prompts/${{domain}}.yaml, so run through dvc or pass the matching file"
+        )
+    return prompts

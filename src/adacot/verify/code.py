@@ -32,7 +32,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,18 @@ class Limits:
     processes: int = 64
     output_bytes: int = 64 * 1024
     total_wall_s: float = 60.0
+
+    @staticmethod
+    def from_params(sandbox: Any) -> Limits:
+        """The limits of a ``verify.sandbox`` params section (``config.SandboxParams``)."""
+        return Limits(
+            wall_s=sandbox.wall_s,
+            cpu_s=sandbox.cpu_s,
+            memory_mb=sandbox.memory_mb,
+            processes=sandbox.processes,
+            output_bytes=sandbox.output_bytes,
+            total_wall_s=sandbox.total_wall_s,
+        )
 
 
 @dataclass(frozen=True)
@@ -235,10 +247,16 @@ def _normalize(text: str) -> list[str]:
 
 _FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+#.-]*)[^\n]*$", re.M)
 _PYTHON_TAGS = ("", "python", "py", "python3", "py3")
+_DEFINES = re.compile(r"^[ \t]*(?:async[ \t]+)?(?:def|class)[ \t]+\w", re.M)
 
 
 def extract_code(response: str, finish_reason: str | None = None) -> Verdict:
-    """The program a response commits to: its last fenced code block tagged Python (or untagged).
+    """The program a response commits to: its last fenced code block tagged Python (or untagged) that
+    defines a function or class, else its last such block (a script).
+
+    Models often follow the solution with a usage block (``print(f(2))``) that defines nothing (the
+    bundled one in 55 of its 360 grading answers on MBPP and HumanEval questions); taking that block would
+    fail every test with a NameError whatever the solution above it.
 
     ``extracted`` holds the code when one is found (status ``correct`` here only means "a program was
     found"; running it decides the real verdict). No Python block is ``no_answer``; a response cut off at
@@ -261,7 +279,10 @@ def extract_code(response: str, finish_reason: str | None = None) -> Verdict:
     python = [(code, closed) for tag, code, closed in blocks if tag in _PYTHON_TAGS and code.strip()]
     cut = finish_reason == "length"
     if python:
-        code, closed = python[-1]
+        # A usage example after the solution ("print(f(2))") defines nothing: the program is the last block
+        # that defines a function or class; a response whose blocks define nothing (a script) its last block.
+        defining = [(code, closed) for code, closed in python if _DEFINES.search(code)]
+        code, closed = (defining or python)[-1]
         if cut and not closed:
             return Verdict("truncated", "the response was cut off inside its code block", code.rstrip())
         return Verdict("correct", "found a python code block", code.rstrip() + "\n")
@@ -272,54 +293,149 @@ def extract_code(response: str, finish_reason: str | None = None) -> Verdict:
     return Verdict("no_answer", f"no python code block in the response{said}")
 
 
-def run_program(program: str, tests: Sequence[dict[str, Any]], limits: Limits = Limits()) -> Verdict:
+def _test_failure(
+    program: str, setup: str, test: dict[str, Any], index: int, limits: Limits, left: float
+) -> Verdict | None:
+    """The verdict of one failed test, or None when it passed."""
+    kind = test.get("kind")
+    head = f"{setup}\n" if setup.strip() else ""
+    if kind == "assert":
+        run = _run(f"{head}{program}\n\n{test.get('code', '')}\n", "", limits, min(limits.wall_s, left))
+    elif kind == "stdio":
+        run = _run(f"{head}{program}", str(test.get("input", "")), limits, min(limits.wall_s, left))
+    else:
+        return Verdict("sandbox_error", f"test {index}: unknown kind {kind!r} (stdio or assert)", failed_test=index)
+    bad = _classify(run, index, limits)
+    if bad is not None:
+        return bad
+    if kind == "stdio" and _normalize(run.stdout) != _normalize(str(test.get("output", ""))):
+        expected = str(test.get("output", ""))
+        return Verdict(
+            "wrong",
+            f"test {index}: expected {expected.strip()[:80]!r}, got {run.stdout.strip()[:80]!r}",
+            failed_test=index,
+            expected=expected,
+            got=run.stdout,
+            output_truncated=run.truncated,
+        )
+    return None
+
+
+def run_program(
+    program: Any,
+    tests: Sequence[dict[str, Any]],
+    limits: Limits = Limits(),
+    *,
+    setup: str = "",
+    count_all: bool = False,
+) -> Verdict:
     """Run ``program`` against every test; the first failing test decides the verdict.
 
-    A test is ``{"kind": "stdio", "input": str, "output": str}`` or ``{"kind": "assert", "code": str}``.
+    A test is ``{"kind": "stdio", "input": str, "output": str}`` or ``{"kind": "assert", "code": str}``;
+    ``setup`` (imports a benchmark's tests expect, MBPP's ``test_setup_code``) runs before the program.
+    The verdict says how many tests passed (``tests_passed`` of ``tests_total``): with ``count_all`` every
+    test runs even after a failure (within ``limits.total_wall_s``), so the count is the program's real
+    share; without, the count stops at the first failure. A program that is not text, or holds NUL bytes
+    (which Python refuses to read), is a ``runtime_error`` without running anything.
     """
+    total = len(tests)
     if not tests:
-        return Verdict("sandbox_error", "no tests given: nothing to verify")
+        return Verdict("sandbox_error", "no tests given: nothing to verify", tests_passed=0, tests_total=0)
+    if not isinstance(program, str):
+        return Verdict(
+            "runtime_error", f"the program is not text but {type(program).__name__}", tests_passed=0, tests_total=total
+        )
+    if "\x00" in program:
+        return Verdict(
+            "runtime_error", "the program holds NUL bytes, which Python cannot read", tests_passed=0, tests_total=total
+        )
     import time
 
     start = time.monotonic()
+    first: Verdict | None = None
+    passed = 0
     for index, test in enumerate(tests):
         left = limits.total_wall_s - (time.monotonic() - start)
         if left <= 0:
-            spent = f"total budget of {limits.total_wall_s:g} s spent before test {index}"
-            return Verdict("timeout", spent, failed_test=index)
-        kind = test.get("kind")
-        if kind == "assert":
-            run = _run(f"{program}\n\n{test.get('code', '')}\n", "", limits, min(limits.wall_s, left))
-        elif kind == "stdio":
-            run = _run(program, str(test.get("input", "")), limits, min(limits.wall_s, left))
-        else:
-            return Verdict("sandbox_error", f"test {index}: unknown kind {kind!r} (stdio or assert)", failed_test=index)
-        bad = _classify(run, index, limits)
-        if bad is not None:
-            return bad
-        if kind == "stdio" and _normalize(run.stdout) != _normalize(str(test.get("output", ""))):
-            expected = str(test.get("output", ""))
-            return Verdict(
-                "wrong",
-                f"test {index}: expected {expected.strip()[:80]!r}, got {run.stdout.strip()[:80]!r}",
-                failed_test=index,
-                expected=expected,
-                got=run.stdout,
-                output_truncated=run.truncated,
+            spent = Verdict(
+                "timeout", f"total budget of {limits.total_wall_s:g} s spent before test {index}", failed_test=index
             )
-    return Verdict("correct", f"all {len(tests)} tests passed")
+            first = first or spent
+            break
+        failure = _test_failure(program, setup, test, index, limits, left)
+        if failure is None:
+            passed += 1
+            continue
+        first = first or failure
+        if not count_all or failure.status == "sandbox_error":
+            break
+    if first is None:
+        return Verdict("correct", f"all {total} tests passed", tests_passed=total, tests_total=total)
+    return replace(first, tests_passed=passed, tests_total=total)
 
 
 def run_programs(
-    items: Sequence[tuple[str, Sequence[dict[str, Any]]]],
+    items: Sequence[tuple[Any, Sequence[dict[str, Any]]]],
     limits: Limits = Limits(),
     workers: int = 2,
     progress: bool = False,
+    *,
+    setups: Sequence[str] | None = None,
+    count_all: bool = False,
 ) -> list[Verdict]:
     """``run_program`` over many (program, tests) pairs in parallel threads (each test is a subprocess)."""
     _bwrap()  # fail once, clearly, before any work
     from tqdm.auto import tqdm
 
+    setups = setups if setups is not None else [""] * len(items)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = [pool.submit(run_program, program, tests, limits) for program, tests in items]
+        futures = [
+            pool.submit(run_program, program, tests, limits, setup=setup, count_all=count_all)
+            for (program, tests), setup in zip(items, setups, strict=True)
+        ]
         return [f.result() for f in tqdm(futures, desc="sandbox", unit="program", disable=not progress)]
+
+
+def check_responses(
+    tests_json: Sequence[str | None],
+    texts: Sequence[str],
+    finish_reasons: Sequence[str],
+    limits: Limits = Limits(),
+    workers: int = 2,
+    *,
+    count_all: bool = False,
+    progress: bool = False,
+) -> list[Verdict]:
+    """The verdict of each model response against its question's tests (``codetests`` JSON), in order.
+
+    The program is the response's last python block (``extract_code``); no block is ``no_answer``, a cut
+    off one ``truncated`` (neither is run). Tests that do not read are a ``sandbox_error`` naming why.
+    Every verdict that ran carries its program in ``extracted``.
+    """
+    from adacot.codetests import CodeTests, UnreadableTests
+
+    verdicts: list[Verdict | None] = [None] * len(texts)
+    runnable: list[tuple[int, str, CodeTests]] = []
+    for i, (gold, text, finish) in enumerate(zip(tests_json, texts, finish_reasons, strict=True)):
+        found = extract_code(text if isinstance(text, str) else "", finish)
+        if found.status != "correct" or found.extracted is None:
+            verdicts[i] = found
+            continue
+        try:
+            tests = CodeTests.from_json(gold)
+        except UnreadableTests as error:
+            verdicts[i] = Verdict("sandbox_error", f"the question's tests do not read: {error}", found.extracted)
+            continue
+        runnable.append((i, found.extracted, tests))
+    if runnable:
+        ran = run_programs(
+            [(program, tests.cases) for _, program, tests in runnable],
+            limits,
+            workers,
+            progress,
+            setups=[tests.setup for _, _, tests in runnable],
+            count_all=count_all,
+        )
+        for (i, program, _), verdict in zip(runnable, ran, strict=True):
+            verdicts[i] = replace(verdict, extracted=program)
+    return [v for v in verdicts if v is not None]

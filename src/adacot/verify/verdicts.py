@@ -33,7 +33,9 @@ class Verdict:
     its verdict can be understood without rerunning the check); ``extracted`` is the answer string taken
     from the response (for code: the program), or ``None`` when none was found. A code check also says
     which test failed (``failed_test``, 0-based), what it expected and what the program printed
-    (``expected``, ``got``), and whether that output was cut at the limit (``output_truncated``).
+    (``expected``, ``got``), whether that output was cut at the limit (``output_truncated``), and how
+    many of the question's tests passed (``tests_passed`` of ``tests_total``; the fraction some level
+    rules use). Math checks leave these ``None``.
     """
 
     status: str
@@ -43,6 +45,8 @@ class Verdict:
     expected: str | None = None
     got: str | None = None
     output_truncated: bool = False
+    tests_passed: int | None = None
+    tests_total: int | None = None
 
     def __post_init__(self) -> None:
         # Fail at construction, not downstream: a typo'd status would silently fall out of every
