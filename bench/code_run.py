@@ -31,12 +31,17 @@ def main() -> None:
     args = parser.parse_args()
     where = args.dir or Path(tempfile.mkdtemp(prefix="adacot-code-run-")) / "repo"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(where)], check=True)
+    env = dict(os.environ)
     if args.venv:
+        # Reuse an installed virtualenv without reinstalling into it (its editable install stays where it
+        # points): the clone's own code comes first on the path, and make's set-up stamp is fresh.
         (where / ".venv").symlink_to(args.venv.resolve())
+        (where / ".venv" / ".adacot-installed").touch()
+        env["PYTHONPATH"] = str(where / "src")
     start = time.monotonic()
     marks: list[tuple[str, float]] = []
     proc = subprocess.Popen(
-        ["make", "repro-code"], cwd=where, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ
+        ["make", "repro-code"], cwd=where, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
     )
     assert proc.stdout is not None
     for line in proc.stdout:

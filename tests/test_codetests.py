@@ -31,10 +31,14 @@ def _runs(tests: CodeTests, program: str) -> str:
 
 
 def test_mbpp_assert_lines_with_setup() -> None:
-    tests = read_tests(["assert f(2) == 4", "assert f(3) == 9"], setup="import math")
-    assert tests.format == "asserts" and tests.setup == "import math" and len(tests.cases) == 2
-    assert _runs(tests, "def f(x):\n    return x * x\n") == "correct"
-    assert "Your code should pass these tests:\nassert f(2) == 4" in code_question("Square x.", tests)
+    # MBPP's setup runs after the program and may use its names (task 367 builds trees of its Node).
+    tests = read_tests(["assert f(T) == 4", "assert f(3) == 9"], setup="T = Box(2).v")
+    assert tests.format == "asserts" and tests.setup == "" and len(tests.cases) == 2
+    assert tests.cases[0]["code"] == "T = Box(2).v\nassert f(T) == 4"
+    program = "class Box:\n    def __init__(self, v):\n        self.v = v\n\ndef f(x):\n    return x * x\n"
+    assert _runs(tests, program) == "correct"
+    shown = code_question("Square x.", tests)
+    assert shown == "Square x.\nYour code should pass these tests:\nassert f(T) == 4\nassert f(3) == 9"
 
 
 def test_humaneval_check_needs_entry_point_and_keeps_prompt_imports() -> None:
@@ -204,3 +208,24 @@ def test_every_shipped_reference_passes_through_the_pipelines_reading(dataset: s
     )
     failed = [(i, v.reason) for i, v in enumerate(verdicts) if not v.is_correct]
     assert failed == [] and len(verdicts) == {"humaneval": 164, "mbpp": 974}[dataset]
+
+
+@pytest.mark.parametrize(
+    ("program", "says"),
+    [(b"print(1)", "not text but bytes"), (None, "not text but NoneType"), ("print(1)\x00", "NUL bytes")],
+)
+def test_a_program_that_is_not_text_is_a_verdict_not_a_crash(program: object, says: str) -> None:
+    tests = read_tests(["assert True"])
+    verdict = run_program(program, tests.cases, LIMITS)
+    assert verdict.status == "runtime_error" and says in verdict.reason
+    assert (verdict.tests_passed, verdict.tests_total) == (0, 1)
+
+
+def test_unreadable_gold_tests_are_a_sandbox_error_verdict() -> None:
+    from adacot.verify.code import check_responses
+
+    answer = "```python\ndef f():\n    return 1\n```"
+    good = read_tests(["assert f() == 1"]).to_json()
+    verdicts = check_responses([good, "not json", None], [answer] * 3, ["stop"] * 3, LIMITS, 1)
+    assert [v.status for v in verdicts] == ["correct", "sandbox_error", "sandbox_error"]
+    assert "tests do not read" in verdicts[1].reason and verdicts[1].extracted is not None

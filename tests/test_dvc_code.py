@@ -67,7 +67,6 @@ CODE_TINY = merge(
         ],
         "grade": {"attempts": 2, "max_tokens": 64},
         "teacher": {"backend": "openai", "model": "fake-teacher", "attempts": 2, "keep_unverified": False},
-        "levels": {"solved_pass_rate": 0.5},
         "sample": {"size": 4, "shortage": "fewer"},
         "evaluate": {"samples": 2, "k": [1, 2], "max_tokens": 64},
         "verify": {"sandbox": {"wall_s": 5, "cpu_s": 3, "total_wall_s": 20}},
@@ -82,10 +81,11 @@ def mbpp_references() -> dict[str, str]:
 
 def teacher_answer(user: str, sample: int) -> str:
     """Sample 0: a program that defines nothing useful (fails); sample 1: MBPP's reference (passes)."""
-    matches = [code for text, code in REFERENCES.items() if text in user]
+    matches = [text for text in REFERENCES if text in user]
     if sample == 0 or not matches:
         return "I think this is easy.\n\n```python\ndef unrelated():\n    return None\n```\n"
-    return f"Let me reason about it step by step.\n\nHere is the program.\n\n```python\n{matches[0]}\n```\n"
+    code = REFERENCES[max(matches, key=len)]  # the longest: one MBPP text can be part of another
+    return f"Let me reason about it step by step.\n\nHere is the program.\n\n```python\n{code}\n```\n"
 
 
 REFERENCES = mbpp_references()
@@ -122,7 +122,8 @@ def test_code_pipeline_through_dvc(project: tuple[Path, dict[str, str]]) -> None
     # Every sampled question got the wrong program and the reference: exactly the references are kept.
     assert verified["kept"] == verified["questions"] > 0
     assert verified["by_status"]["correct"] == verified["kept"]
-    assert verified["by_status"]["wrong"] + verified["by_status"].get("runtime_error", 0) == verified["kept"]
+    # The wrong program defines nothing the tests call: a NameError, so a runtime_error per question.
+    assert verified["by_status"].get("runtime_error", 0) == verified["kept"]
     train = [json.loads(line) for line in (repo / "data/sft/train.jsonl").read_text().splitlines()]
     assert all("```python" in row["completion"][0]["content"] for row in train)
     for which in ("base", "student"):

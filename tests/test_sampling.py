@@ -182,13 +182,19 @@ def make_database(counts: dict[str, int]) -> pl.DataFrame:
                     "correct": 0,
                     "pass_rate": 0.0,
                     "prm_score": None,
+                    "tests_passed_share": None,
                     "level": level,
                     "grader_version": "test",
                     "completion_tokens": 10,
                 }
             )
     return conform(
-        pl.DataFrame(rows, schema_overrides={"prm_score": pl.Float64, "solution": pl.String}), DATABASE, "database"
+        pl.DataFrame(
+            rows,
+            schema_overrides={"prm_score": pl.Float64, "tests_passed_share": pl.Float64, "solution": pl.String},
+        ),
+        DATABASE,
+        "database",
     )
 
 

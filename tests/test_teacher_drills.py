@@ -43,6 +43,7 @@ def _sample(path: Path) -> None:
             correct=pl.lit(0, pl.Int32),
             pass_rate=pl.lit(0.0),
             prm_score=pl.lit(0.1),
+            tests_passed_share=pl.lit(None, pl.Float64),
             level=pl.lit("extreme"),
             grader_version=pl.lit("test"),
             completion_tokens=pl.lit(0, pl.Int64),

@@ -86,9 +86,12 @@ def _export(args: argparse.Namespace) -> int:
     from adacot.schemas import SAMPLE, VERIFIED_SOLUTIONS, read_table
     from adacot.stageio import load_prompts, write_jsonl
 
+    params = yaml.safe_load(args.params.read_text()) if args.params.is_file() else {}
+    # The prompt file of the run's domain, as dvc.yaml passes it to the stages (prompts/<domain>.yaml).
+    prompts_path = args.prompts or Path(f"prompts/{params.get('domain', 'math')}.yaml")
     try:
         table = export_table(
-            read_table(args.verdicts, VERIFIED_SOLUTIONS), read_table(args.sample, SAMPLE), load_prompts(args.prompts)
+            read_table(args.verdicts, VERIFIED_SOLUTIONS), read_table(args.sample, SAMPLE), load_prompts(prompts_path)
         )
     except (StageFailure, FileNotFoundError) as error:
         print(f"error: {error}")
@@ -99,7 +102,6 @@ def _export(args: argparse.Namespace) -> int:
     rows = table.to_dicts()
     datasets.Dataset.from_list(rows).save_to_disk(str(args.out / "dataset"))
     write_jsonl(args.out / "train.jsonl", rows)
-    params = yaml.safe_load(args.params.read_text()) if args.params.is_file() else {}
     (args.out / "README.md").write_text(dataset_card(table, params, args.name or args.out.name))
     print(
         f"exported {table.height} rows to {args.out}/dataset (datasets), {args.out}/train.jsonl, {args.out}/README.md"
@@ -133,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("--out", type=Path, required=True, help="folder to write (dataset/, train.jsonl, README.md)")
     ex.add_argument("--verdicts", type=Path, default=Path("data/sft/verdicts.parquet"))
     ex.add_argument("--sample", type=Path, default=Path("data/sample/questions.parquet"))
-    ex.add_argument("--prompts", type=Path, default=Path("prompts/math.yaml"))
+    ex.add_argument("--prompts", type=Path, help="prompt file (default: prompts/<domain>.yaml of --params)")
     ex.add_argument("--params", type=Path, default=Path("params.yaml"))
     ex.add_argument("--name", help="dataset name in the card (default: the folder name)")
     ex.set_defaults(func=_export)

@@ -1,12 +1,12 @@
 """Code tests: the one form a code question's gold takes, and readers from the test formats of code datasets.
 
 A code question's ``gold`` column holds its tests as JSON, ``{"setup": str, "cases": [...]}``: ``setup``
-is code run before the candidate program (imports the tests expect, MBPP's ``test_setup_code``); each case
+is code run before the candidate program (the imports HumanEval's prompt gives it); each case
 is what the sandbox runs (``adacot.verify.code``): ``{"kind": "assert", "code": str}`` (appended to the
 program; passing = exit 0) or ``{"kind": "stdio", "input": str, "output": str}`` (stdin in, stdout
 compared line by line). ``read_tests`` reads the formats code datasets ship into that form:
 
-- MBPP: a list of ``assert`` lines (``test_list``), with ``test_setup_code`` as setup;
+- MBPP: a list of ``assert`` lines (``test_list``); ``test_setup_code`` runs after the program, before each;
 - HumanEval: a ``check(candidate)`` function and an entry point; setup = the prompt's import lines;
 - LiveCodeBench: a list (or JSON text of a list) of ``{input, output, testtype}``; ``stdin`` cases are
   stdio, ``functional`` ones call the entry point (a function, or a method of ``class Solution``) with
@@ -168,8 +168,9 @@ def read_tests(raw: Any, *, entry_point: Any = None, setup: Any = None, question
     """A source row's tests in the one form, whatever dataset format they come in (see the module doc).
 
     ``entry_point`` is the row's function name (HumanEval ``entry_point``, LiveCodeBench ``metadata``),
-    ``setup`` its setup code (MBPP ``test_setup_code``), ``question`` its text (HumanEval's imports are
-    read from it). ``UnreadableTests`` says what is missing or unreadable.
+    ``setup`` its test setup code (MBPP ``test_setup_code``: run after the program, before each test),
+    ``question`` its text (HumanEval's imports are read from it). ``UnreadableTests`` says what is missing
+    or unreadable.
     """
     name = _function_name(entry_point)
     setup_code = setup if isinstance(setup, str) else ""
@@ -191,15 +192,20 @@ def read_tests(raw: Any, *, entry_point: Any = None, setup: Any = None, question
             head = "\n".join(s for s in (imports, setup_code) if s.strip())
             return CodeTests(head, ({"kind": "assert", "code": f"{text}\n\ncheck({name})\n"},), "humaneval")
         if re.search(r"^\s*assert\b", text, re.M):
-            return CodeTests(setup_code, ({"kind": "assert", "code": text},), "asserts")
+            head = f"{setup_code}\n" if setup_code.strip() else ""
+            return CodeTests("", ({"kind": "assert", "code": f"{head}{text}"},), "asserts")
         raise UnreadableTests(f"tests are text but neither JSON, asserts nor a check() function: {text[:60]!r}")
     if isinstance(raw, list):
         if all(isinstance(t, str) for t in raw):
-            cases = [{"kind": "assert", "code": t} for t in raw if t.strip()]
-            bad = [t for t in cases if not re.search(r"\bassert\b", t["code"])]
+            lines = [t for t in raw if t.strip()]
+            bad = [t for t in lines if not re.search(r"\bassert\b", t)]
             if bad:
-                raise UnreadableTests(f"a test line is not an assert: {bad[0]['code'][:60]!r}")
-            return CodeTests(setup_code, _checked_cases(cases), "asserts")
+                raise UnreadableTests(f"a test line is not an assert: {bad[0][:60]!r}")
+            # MBPP's test_setup_code builds the tests' inputs from the program's own names (task 367: trees
+            # of the program's `Node`): it runs after the program, before each assert.
+            head = f"{setup_code}\n" if setup_code.strip() else ""
+            cases = [{"kind": "assert", "code": f"{head}{t}"} for t in lines]
+            return CodeTests("", _checked_cases(cases), "asserts")
         if all(isinstance(t, dict) and "input" in t and "output" in t for t in raw):
             return _livecodebench(raw, name)
         if all(isinstance(t, dict) and "kind" in t for t in raw):
@@ -219,7 +225,11 @@ def code_question(question: str, tests: CodeTests, shown_asserts: int = 3) -> st
     does not say (MBPP's tests, as in its paper's prompt; reading stdin; the function to define)."""
     text = question.strip()
     if tests.format == "asserts":
-        lines = [c["code"].strip() for c in tests.cases[:shown_asserts]]
+        # The assert itself, without the test setup before it (MBPP's prompt shows test_list only).
+        lines = [
+            re.split(r"^(?=assert\b)", c["code"], maxsplit=1, flags=re.M)[-1].strip()
+            for c in tests.cases[:shown_asserts]
+        ]
         return f"{text}\nYour code should pass these tests:\n" + "\n".join(lines)
     if tests.format == "stdio":
         return f"{text}\n\nRead the input from standard input and print the answer to standard output."

@@ -42,7 +42,9 @@ class FieldMap(Section):
     entry_point: str | None = Field(
         default=None, description="code: the function's name (HumanEval entry_point, LiveCodeBench metadata)"
     )
-    setup: str | None = Field(default=None, description="code: setup code run before the program (MBPP)")
+    setup: str | None = Field(
+        default=None, description="code: test setup run after the program, before each test (MBPP test_setup_code)"
+    )
     options: str | list[str] | None = Field(
         default=None, description="choice: one list-valued column, or the option columns in order"
     )
