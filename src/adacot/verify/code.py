@@ -332,10 +332,11 @@ def run_program(
     """Run ``program`` against every test; the first failing test decides the verdict.
 
     A test is ``{"kind": "stdio", "input": str, "output": str}`` or ``{"kind": "assert", "code": str}``;
-    ``setup`` (imports a benchmark's tests expect, MBPP's ``test_setup_code``) runs before the program.
-    The verdict says how many tests passed (``tests_passed`` of ``tests_total``): with ``count_all`` every
-    test runs even after a failure (within ``limits.total_wall_s``), so the count is the program's real
-    share; without, the count stops at the first failure. A program that is not text, or holds NUL bytes
+    ``setup`` (the imports HumanEval's prompt gives the program) runs before the program. The verdict says
+    how many tests passed (``tests_passed`` of ``tests_total``): with ``count_all`` every test runs even
+    after a failure (within ``limits.total_wall_s``), so the count is the program's real share, except
+    after a timeout (the rest count as failed: each would likely wait out the wall limit too); without,
+    the count stops at the first failure. A program that is not text, or holds NUL bytes
     (which Python refuses to read), is a ``runtime_error`` without running anything.
     """
     total = len(tests)
@@ -367,7 +368,7 @@ def run_program(
             passed += 1
             continue
         first = first or failure
-        if not count_all or failure.status == "sandbox_error":
+        if not count_all or failure.status in ("sandbox_error", "timeout"):
             break
     if first is None:
         return Verdict("correct", f"all {total} tests passed", tests_passed=total, tests_total=total)
