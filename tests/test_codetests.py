@@ -229,3 +229,15 @@ def test_unreadable_gold_tests_are_a_sandbox_error_verdict() -> None:
     verdicts = check_responses([good, "not json", None], [answer] * 3, ["stop"] * 3, LIMITS, 1)
     assert [v.status for v in verdicts] == ["correct", "sandbox_error", "sandbox_error"]
     assert "tests do not read" in verdicts[1].reason and verdicts[1].extracted is not None
+
+
+def test_the_readme_livecodebench_entry_reads_the_fixture() -> None:
+    import re
+
+    import yaml
+
+    readme = (ROOT / "README.md").read_text()
+    entry = yaml.safe_load(re.search(r"`(\{name: lcb, .*?\})`", readme).group(1))  # type: ignore[union-attr]
+    entry["path"] = str(FIXTURES / "livecodebench_like.jsonl")  # the README's path is the user's file
+    loaded = load_source(SourceParams.model_validate(entry), 0, "test")
+    assert loaded.questions.height == 5 and loaded.rejects.height == 3

@@ -61,14 +61,7 @@ class Limits:
     @staticmethod
     def from_params(sandbox: Any) -> Limits:
         """The limits of a ``verify.sandbox`` params section (``config.SandboxParams``)."""
-        return Limits(
-            wall_s=sandbox.wall_s,
-            cpu_s=sandbox.cpu_s,
-            memory_mb=sandbox.memory_mb,
-            processes=sandbox.processes,
-            output_bytes=sandbox.output_bytes,
-            total_wall_s=sandbox.total_wall_s,
-        )
+        return Limits(**sandbox.model_dump(exclude={"workers"}))  # the same names; workers is not a limit
 
 
 @dataclass(frozen=True)
