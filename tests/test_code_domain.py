@@ -131,12 +131,13 @@ def test_tests_passed_rule_levels_failures_by_their_best_share(
     rule = code_params.levels.model_copy(update={"rule": "tests_passed", "edges": "fixed", "solved_pass_rate": 0.5})
     database, metrics = assign_levels(questions(), attempts, rule)
     rows = {r["question_id"]: r for r in database.iter_rows(named=True)}
-    # sq: 1 of 4 correct, its best failing attempt passed 2 of 3 tests; rev: 1 of 4, best failing 0 of 2;
-    # add: 0 of 4 and no test passed.
-    assert rows["sq"]["tests_passed_share"] == pytest.approx(2 / 3)
-    assert rows["rev"]["tests_passed_share"] == 0.0
+    # Mean over the 4 attempts (correct 1, never ran 0): sq (1 + 2/3 + 0 + 0) / 4; rev (1 + 0 + 0 + 0) / 4;
+    # add 0 (4 programs, no test passed).
+    assert rows["sq"]["tests_passed_share"] == pytest.approx((1 + 2 / 3) / 4)
+    assert rows["rev"]["tests_passed_share"] == pytest.approx(0.25)
     assert rows["add"]["tests_passed_share"] == 0.0
-    assert rows["sq"]["level"] == "hard"  # 0.667 >= hard's 0.5, < medium's 0.75
+    assert rows["sq"]["level"] == "very_hard"  # 0.417 >= very_hard's 0.25, < hard's 0.5
+    assert rows["rev"]["level"] == "very_hard"
     assert rows["add"]["level"] == "extreme"
     assert metrics["grader_version"].startswith("tests_passed:")
     assert "tests_passed_share_by_level" in metrics

@@ -113,6 +113,20 @@ def test_own_form_round_trips() -> None:
         ([{"input": "1", "output": "1", "testtype": "interactive"}], "unknown testtype"),
         ({"cases": [{"kind": "shell", "code": "ls"}]}, "kind: assert | stdio"),
         ({"cases": [{"kind": "stdio", "input": 1, "output": "1"}]}, "text `input`"),
+        # Hostile or odd rows seen in real datasets: each is a reject reason, never another exception.
+        ("[" * 100_000 + "]" * 100_000, "RecursionError"),
+        ({"inputs": [[{1, 2}]], "outputs": [[1]], "fn_name": "f"}, "TypeError"),
+        ({"inputs": [[1, 2]], "outputs": [[3]], "fn_name": "my-func"}, "not a Python function name"),
+        ({"inputs": [["1", None]], "outputs": ["1"]}, "neither text nor a list of lines"),
+        (['print("assert")'], "not an assert"),
+        ('[{"input": "\\ud800", "output": "1", "testtype": "stdin"}]', "UnicodeEncodeError"),
+        (
+            [
+                {"input": "1", "output": "2", "testtype": "stdin"},
+                {"input": "1", "output": "2", "testtype": "functional"},
+            ],
+            "function's name",
+        ),
     ],
 )
 def test_unreadable_tests_are_refused_with_a_reason(raw: object, says: str) -> None:
@@ -241,3 +255,49 @@ def test_the_readme_livecodebench_entry_reads_the_fixture() -> None:
     entry["path"] = str(FIXTURES / "livecodebench_like.jsonl")  # the README's path is the user's file
     loaded = load_source(SourceParams.model_validate(entry), 0, "test")
     assert loaded.questions.height == 5 and loaded.rejects.height == 3
+
+
+def test_mixed_stdin_and_functional_cases_and_keyword_names_are_refused() -> None:
+    mixed = [
+        {"input": "1", "output": "2", "testtype": "stdin"},
+        {"input": "1", "output": "2", "testtype": "functional"},
+    ]
+    with pytest.raises(UnreadableTests, match="mix stdin and functional"):
+        read_tests(mixed, entry_point="f")
+    with pytest.raises(UnreadableTests, match="function's name"):
+        read_tests([{"input": "1", "output": "1", "testtype": "functional"}], entry_point="class")
+
+
+def test_apps_integers_of_thousands_of_digits_read_and_run() -> None:
+    big = 10**5000 - 1
+    tests = read_tests({"inputs": [[1]], "outputs": [[big]], "fn_name": "f"})
+    assert _runs(tests, "def f(x):\n    return 10 ** 5000 - x\n") == "correct"
+    # LiveCodeBench has no APPS-style unwrapping: [5] expected is not 5 returned.
+    lcb = read_tests([{"input": "1", "output": "[5]", "testtype": "functional"}], entry_point="g")
+    assert _runs(lcb, "def g(x):\n    return 5\n") == "wrong"
+    assert (
+        _runs(read_tests({"inputs": [[1]], "outputs": [[5]], "fn_name": "g"}), "def g(x):\n    return 5\n") == "correct"
+    )
+
+
+@pytest.mark.parametrize(
+    ("program", "status"),
+    [
+        ("import sys\ndef f():\n    return 2\nsys.exit(0)\n", "wrong"),  # exits 0 before the asserts
+        ("import os\ndef f():\n    return 2\nos._exit(0)\n", "wrong"),
+        ("def f():\n    return 1\nif __name__ == '__main__':\n    input()\n", "correct"),  # its main stays out
+    ],
+)
+def test_a_program_cannot_skip_its_tests_and_its_main_block_stays_out(program: str, status: str) -> None:
+    verdict = run_program(program, read_tests(["assert f() == 1"]).cases, LIMITS)
+    assert verdict.status == status, verdict.reason
+    if status == "wrong":
+        assert "ended the process before its tests ran" in verdict.reason
+
+
+def test_id_range_reads_numeric_and_text_ids() -> None:
+    from adacot.sources import in_range
+
+    assert in_range(601.0, (601, 974)) and in_range(700, (601, 974)) and in_range("HumanEval/12", (0, 20))
+    assert not in_range(600, (601, 974)) and not in_range("no digits", (0, 9)) and not in_range(None, (0, 9))
+    assert in_range(None, None)

@@ -22,7 +22,9 @@ the function's name). This module neither runs programs (``verify/code.py``) nor
 from __future__ import annotations
 
 import json
+import keyword
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,30 +98,35 @@ def _function_name(entry_point: Any) -> str | None:
             return _function_name(json.loads(entry_point))
         except json.JSONDecodeError:
             return None
-    if isinstance(entry_point, str) and entry_point.strip().isidentifier():
-        return entry_point.strip()
-    return None
+    name = entry_point.strip() if isinstance(entry_point, str) else ""
+    return name if name.isidentifier() and not keyword.iskeyword(name) else None
 
 
-def _call_case(name: str, args: list[Any], expected: Any) -> dict[str, str]:
-    """An assert case calling ``name`` (a function, or a method of ``Solution``) with JSON arguments."""
+def _call_case(name: str, args: list[Any], expected: Any, unwrap: bool = False) -> dict[str, str]:
+    """An assert case calling ``name`` (a function, or a method of ``Solution``) with JSON arguments.
+
+    ``unwrap``: APPS's convention, where an expected ``[x]`` also accepts a returned ``x``."""
+    accept = " or [_adacot_got] == _adacot_expected" if unwrap else ""
     code = (
         "import json as _adacot_json\n"
+        "import sys as _adacot_sys\n"
+        "if hasattr(_adacot_sys, 'set_int_max_str_digits'):\n"
+        "    _adacot_sys.set_int_max_str_digits(0)  # APPS holds integers of thousands of digits\n"
         f"_adacot_args = _adacot_json.loads({json.dumps(json.dumps(args))})\n"
         f"_adacot_expected = _adacot_json.loads({json.dumps(json.dumps(expected))})\n"
         f"_adacot_f = getattr(Solution(), {name!r}) if 'Solution' in globals() else {name}\n"
         "_adacot_got = _adacot_f(*_adacot_args)\n"
         "if isinstance(_adacot_got, tuple):\n"
         "    _adacot_got = list(_adacot_got)\n"
-        "assert _adacot_got == _adacot_expected or [_adacot_got] == _adacot_expected, "
+        f"assert _adacot_got == _adacot_expected{accept}, "
         "f'expected {_adacot_expected!r}, got {_adacot_got!r}'\n"
     )
     return {"kind": "assert", "code": code}
 
 
 def _lines_text(value: Any) -> str:
-    if isinstance(value, list):
-        return "\n".join(str(v) for v in value)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return "\n".join(value)
     if isinstance(value, str):
         return value
     raise UnreadableTests(f"stdin/stdout value is neither text nor a list of lines: {str(value)[:60]!r}")
@@ -142,7 +149,10 @@ def _livecodebench(cases: list[dict[str, Any]], name: str | None) -> CodeTests:
             out.append(_call_case(name, args, expected))
         else:
             raise UnreadableTests(f"case {i}: unknown testtype {kind!r} (stdin or functional)")
-    fmt = "stdio" if all(c["kind"] == "stdio" for c in out) else "call"
+    kinds = {c["kind"] for c in out}
+    if kinds == {"stdio", "assert"}:
+        raise UnreadableTests("the tests mix stdin and functional cases")
+    fmt = "stdio" if kinds == {"stdio"} else "call"
     return CodeTests("", _checked_cases(out), fmt)
 
 
@@ -150,10 +160,12 @@ def _apps(raw: dict[str, Any], name: str | None) -> CodeTests:
     inputs, outputs = raw.get("inputs"), raw.get("outputs")
     if not isinstance(inputs, list) or not isinstance(outputs, list) or len(inputs) != len(outputs):
         raise UnreadableTests("APPS-style tests need `inputs` and `outputs` lists of the same length")
-    name = _function_name(raw.get("fn_name")) or name
-    if name is not None and raw.get("fn_name") is not None:
+    if raw.get("fn_name") not in (None, ""):
+        name = _function_name(raw.get("fn_name"))
+        if name is None:
+            raise UnreadableTests(f"APPS fn_name {str(raw.get('fn_name'))[:40]!r} is not a Python function name")
         cases = [
-            _call_case(name, args if isinstance(args, list) else [args], expected)
+            _call_case(name, args if isinstance(args, list) else [args], expected, unwrap=True)
             for args, expected in zip(inputs, outputs, strict=True)
         ]
         return CodeTests("", _checked_cases(cases), "call")
@@ -168,10 +180,30 @@ def read_tests(raw: Any, *, entry_point: Any = None, setup: Any = None, question
     """A source row's tests in the one form, whatever dataset format they come in (see the module doc).
 
     ``entry_point`` is the row's function name (HumanEval ``entry_point``, LiveCodeBench ``metadata``),
-    ``setup`` its test setup code (MBPP ``test_setup_code``: run after the program, before each test),
-    ``question`` its text (HumanEval's imports are read from it). ``UnreadableTests`` says what is missing
-    or unreadable.
+    ``setup`` its test setup code (MBPP ``test_setup_code``: run after the program, before each test; for
+    HumanEval and the case-list forms it runs before the program), ``question`` its text (HumanEval's
+    imports are read from it). Anything that does not read is ``UnreadableTests`` saying why, never another
+    error (a source row with odd tests becomes a reject, not a crashed stage).
     """
+    previous = sys.get_int_max_str_digits() if hasattr(sys, "get_int_max_str_digits") else None
+    try:
+        if previous is not None:
+            sys.set_int_max_str_digits(0)  # APPS holds integers of thousands of digits
+        tests = _read_tests(raw, entry_point=entry_point, setup=setup, question=question)
+        for text in (tests.setup, *(v for case in tests.cases for v in case.values())):
+            text.encode("utf-8")  # a lone surrogate (a JSON "\\ud800") could never be written for the sandbox
+        return tests
+    except UnreadableTests:
+        raise
+    except (ValueError, TypeError, KeyError, RecursionError, UnicodeError) as error:
+        raise UnreadableTests(f"tests do not read ({type(error).__name__}: {str(error)[:80]})") from None
+    finally:
+        if previous is not None:
+            sys.set_int_max_str_digits(previous)
+
+
+def _read_tests(raw: Any, *, entry_point: Any = None, setup: Any = None, question: str = "") -> CodeTests:
+    """``read_tests`` without its guard: any error here is a format this module does not read."""
     name = _function_name(entry_point)
     setup_code = setup if isinstance(setup, str) else ""
     if raw is None or (isinstance(raw, (str, list, dict)) and not raw):
@@ -182,23 +214,23 @@ def read_tests(raw: Any, *, entry_point: Any = None, setup: Any = None, question
         text = raw.strip()
         if text[:1] in "[{":
             try:
-                return read_tests(json.loads(text), entry_point=entry_point, setup=setup, question=question)
+                return _read_tests(json.loads(text), entry_point=entry_point, setup=setup, question=question)
             except json.JSONDecodeError:
                 pass  # Python code that starts with a bracket: read as code below
-        if re.search(r"^\s*def\s+check\s*\(", text, re.M):
+        if re.search(r"^[ \t]*def[ \t]+check[ \t]*\(", text, re.M):
             if name is None:
                 raise UnreadableTests("HumanEval-style check() tests need the entry point (fields.entry_point)")
             imports = "\n".join(m.group(0) for m in _IMPORT.finditer(question))
             head = "\n".join(s for s in (imports, setup_code) if s.strip())
             return CodeTests(head, ({"kind": "assert", "code": f"{text}\n\ncheck({name})\n"},), "humaneval")
-        if re.search(r"^\s*assert\b", text, re.M):
+        if re.search(r"^[ \t]*assert\b", text, re.M):
             head = f"{setup_code}\n" if setup_code.strip() else ""
             return CodeTests("", ({"kind": "assert", "code": f"{head}{text}"},), "asserts")
         raise UnreadableTests(f"tests are text but neither JSON, asserts nor a check() function: {text[:60]!r}")
     if isinstance(raw, list):
         if all(isinstance(t, str) for t in raw):
             lines = [t for t in raw if t.strip()]
-            bad = [t for t in lines if not re.search(r"\bassert\b", t)]
+            bad = [t for t in lines if not re.search(r"^[ \t]*assert\b", t, re.M)]
             if bad:
                 raise UnreadableTests(f"a test line is not an assert: {bad[0][:60]!r}")
             # MBPP's test_setup_code builds the tests' inputs from the program's own names (task 367: trees
@@ -237,7 +269,7 @@ def code_question(question: str, tests: CodeTests, shown_asserts: int = 3) -> st
         ask = "Complete the following Python function; give the whole function, imports included:"
         return f"{ask}\n```python\n{text}\n```"
     if tests.format == "call":
-        name = re.search(r"getattr\(Solution\(\), '([^']+)'\)", tests.cases[0]["code"])
+        name = re.search(r"getattr\(Solution\(\), '([^']+)'\)", tests.cases[0].get("code", ""))
         called = f"`{name.group(1)}`" if name else "the function the problem names"
         return f"{text}\n\nDefine {called} (a function, or a method of `class Solution`); it is called with the inputs."
     return text

@@ -303,10 +303,12 @@ class LevelsParams(Section):
     by ``rule``: ``prm`` (the paper) orders them by the PRM score of their failed reasoning, cut at
     ``edges`` (``quantile``: equal shares of the failing pool; ``fixed``: a question takes the first
     failing level whose ``min_score`` it reaches, else ``extreme``); ``pass_rate_bands`` cuts them by pass
-    rate at ``min_pass_rate`` instead; ``tests_passed`` (code) orders them by the largest share of its
-    tests a failing attempt passed, cut at ``edges`` like PRM scores. ``aggregate`` turns step scores into an
-    attempt score and ``score_attempt`` picks which failing attempt's score is the question's. All of it is applied in
-    build_database, so changing any of it never reruns the student or the PRM.
+    rate at ``min_pass_rate`` instead; ``tests_passed`` (code) orders them by the mean share of its tests
+    their k attempts passed (a correct one 1), cut at ``edges`` like PRM scores (shares are coarse: MBPP has
+    3 tests, HumanEval 1, so ties are common and ``edges: fixed`` reads better than quantiles).
+    ``aggregate`` turns step scores into an attempt score and ``score_attempt`` picks which failing
+    attempt's score is the question's. All of it is applied in build_database, so changing any of it never
+    reruns the student or the PRM.
     """
 
     rule: Literal["prm", "pass_rate_bands", "tests_passed"]

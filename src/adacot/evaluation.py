@@ -24,7 +24,7 @@ from adacot.prompts import PromptSet
 from adacot.responses import collect_responses
 from adacot.schemas import BENCHMARK, EVAL_RESPONSES, conform
 from adacot.verify import verify_many
-from adacot.verify.frames import status_counts, verdict_columns
+from adacot.verify.frames import mean_tests_passed_share, status_counts, verdict_columns
 
 
 def mean_and_stderr(per_question: Sequence[float]) -> tuple[float, float]:
@@ -136,9 +136,7 @@ def benchmark_metrics(
         if domain != "code":
             out[f"cons@{k}"] = mean_and_stderr(consk[k])[0]
     if domain == "code":
-        ran = table.filter(pl.col("tests_total") > 0)
-        shares = (ran["tests_passed"] / ran["tests_total"]).mean() if ran.height else None
-        out["mean_tests_passed_share"] = float(shares) if shares is not None else 0.0  # type: ignore[arg-type]
+        out["mean_tests_passed_share"] = mean_tests_passed_share(table)
     return out
 
 
@@ -192,6 +190,7 @@ def evaluate_model(
             verify,
             frame["error"].to_list(),
             domain=domain,
+            count_all_tests=True,  # every test of a failing program runs: mean_tests_passed_share is its share
         )
         table = conform(
             pl.concat([frame.rename({"text": "response"}), verdicts], how="horizontal"), EVAL_RESPONSES, "responses"

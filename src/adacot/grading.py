@@ -17,7 +17,7 @@ from adacot.llm import ChatModel, Price, ResponseCache, Sampling
 from adacot.prompts import PromptSet
 from adacot.responses import collect_responses
 from adacot.schemas import ATTEMPTS, conform
-from adacot.verify.frames import status_counts, verdict_columns
+from adacot.verify.frames import mean_tests_passed_share, status_counts, verdict_columns
 
 
 def grade_attempts(
@@ -70,8 +70,6 @@ def grade_attempts(
         "cache": cache_metrics,
     }
     if domain == "code":
-        ran = table.filter(pl.col("tests_total") > 0)
-        share = (ran["tests_passed"] / ran["tests_total"]).mean() if ran.height else None
-        metrics["programs_run"] = ran.height
-        metrics["mean_tests_passed_share"] = float(share) if share is not None else 0.0  # type: ignore[arg-type]
+        metrics["programs_run"] = table.filter(pl.col("tests_total") > 0).height
+        metrics["mean_tests_passed_share"] = mean_tests_passed_share(table)
     return table, metrics

@@ -3,7 +3,7 @@
 The rule turns a question's graded attempts (and, for the paper's rule, the PRM grader's step scores of
 its failed attempts) into one database row with its pass rate, PRM score and level: solved questions are
 ``easy``; failing ones are ordered by PRM score (step scores -> attempt score -> question score, cut at
-fixed or quantile edges), by pass-rate bands, or (code) by the share of tests their best failing attempt
+fixed or quantile edges), by pass-rate bands, or (code) by the mean share of tests their attempts
 passed, as ``levels`` in params.yaml says. It all runs in build_database,
 so changing the rule never reruns the student or the PRM.
 
@@ -223,13 +223,17 @@ def assign_levels(
 
 
 def tests_passed_shares(attempts: pl.DataFrame) -> pl.DataFrame:
-    """(question_id, tests_passed_share): the largest share of its tests a failing code attempt passed;
-    no row for a question none of whose failing attempts ran a test (and for every math question)."""
+    """(question_id, tests_passed_share): the mean over a code question's k attempts of the share of its
+    tests each passed (a correct attempt 1, one that never ran, no program or cut off, 0), so a question
+    the student sometimes solves ranks above one it never does. No row for math questions (no tests)."""
     if "tests_total" not in attempts.columns:  # attempts of a caller that only counts verdicts
         return pl.DataFrame(schema={"question_id": pl.String, "tests_passed_share": pl.Float64})
-    ran = attempts.filter((pl.col("status") != "correct") & (pl.col("tests_total") > 0))
-    return ran.group_by("question_id").agg(
-        tests_passed_share=(pl.col("tests_passed") / pl.col("tests_total")).max().cast(pl.Float64)
+    share = pl.when(pl.col("tests_total") > 0).then(pl.col("tests_passed") / pl.col("tests_total")).otherwise(0.0)
+    return (
+        attempts.group_by("question_id")
+        .agg(tests_passed_share=share.mean().cast(pl.Float64), _ran=pl.col("tests_total").is_not_null().any())
+        .filter(pl.col("_ran"))
+        .drop("_ran")
     )
 
 

@@ -66,7 +66,7 @@ DATABASE: Schema = {
     "correct": pl.Int32(),
     "pass_rate": pl.Float64(),
     "prm_score": pl.Float64(),  # the failed reasoning's PRM score (null: solved, or rule pass_rate_bands)
-    "tests_passed_share": pl.Float64(),  # code: the largest share of its tests a failing attempt passed
+    "tests_passed_share": pl.Float64(),  # code: mean share of its tests the k attempts passed (null: solved)
     "level": pl.String(),
     "grader_version": pl.String(),
     "completion_tokens": pl.Int64(),

@@ -355,6 +355,10 @@ def in_range(own_id: Any, id_range: tuple[int, int] | None) -> bool:
     number); every row when there is no range, none whose id holds no number."""
     if id_range is None:
         return True
+    if isinstance(own_id, float) and own_id.is_integer():  # 601.0 from a CSV or pandas column
+        own_id = int(own_id)
+    if isinstance(own_id, int) and not isinstance(own_id, bool):
+        return id_range[0] <= own_id <= id_range[1]
     found = re.findall(r"\d+", str(own_id)) if own_id is not None else []
     return bool(found) and id_range[0] <= int(found[-1]) <= id_range[1]
 

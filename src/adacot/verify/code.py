@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -292,8 +293,13 @@ def _test_failure(
     """The verdict of one failed test, or None when it passed."""
     kind = test.get("kind")
     head = f"{setup}\n" if setup.strip() else ""
+    nonce = secrets.token_hex(8)
     if kind == "assert":
-        run = _run(f"{head}{program}\n\n{test.get('code', '')}\n", "", limits, min(limits.wall_s, left))
+        # Not `__main__`: a program's own `if __name__ == "__main__":` block (reading stdin, say) stays out
+        # of a function test. The last line prints a nonce the program cannot know: a program that ends the
+        # process early (sys.exit, os._exit) exits 0 before any assert ran, and must not pass.
+        script = f"__name__ = 'adacot_solution'\n{head}{program}\n\n{test.get('code', '')}\nprint({nonce!r})\n"
+        run = _run(script, "", limits, min(limits.wall_s, left))
     elif kind == "stdio":
         run = _run(f"{head}{program}", str(test.get("input", "")), limits, min(limits.wall_s, left))
     else:
@@ -301,6 +307,13 @@ def _test_failure(
     bad = _classify(run, index, limits)
     if bad is not None:
         return bad
+    if kind == "assert" and nonce not in run.stdout:
+        return Verdict(
+            "wrong",
+            f"test {index}: the program ended the process before its tests ran (sys.exit, exit or os._exit)",
+            failed_test=index,
+            got=run.stdout[-200:],
+        )
     if kind == "stdio" and _normalize(run.stdout) != _normalize(str(test.get("output", ""))):
         expected = str(test.get("output", ""))
         return Verdict(
@@ -339,6 +352,10 @@ def run_program(
         return Verdict(
             "runtime_error", f"the program is not text but {type(program).__name__}", tests_passed=0, tests_total=total
         )
+    try:
+        program.encode("utf-8")
+    except UnicodeEncodeError:
+        return Verdict("runtime_error", "the program is not valid UTF-8 text", tests_passed=0, tests_total=total)
     if "\x00" in program:
         return Verdict(
             "runtime_error", "the program holds NUL bytes, which Python cannot read", tests_passed=0, tests_total=total

@@ -16,6 +16,15 @@ from adacot.verify.math import verify_many
 from adacot.verify.verdicts import Verdict
 
 
+def mean_tests_passed_share(table: pl.DataFrame) -> float:
+    """Code: the mean over every row of the share of its tests that passed (a row whose program never ran,
+    no program, cut off, a failed request, counts 0); 0.0 for an empty table."""
+    if table.height == 0:
+        return 0.0
+    share = pl.when(pl.col("tests_total") > 0).then(pl.col("tests_passed") / pl.col("tests_total")).otherwise(0.0)
+    return float(table.select(share.mean()).item())
+
+
 def status_counts(statuses: pl.Series) -> dict[str, int]:
     """Counts by verdict status, sorted by name, for metrics."""
     return {str(k): int(v) for k, v in sorted(statuses.value_counts().iter_rows())}
