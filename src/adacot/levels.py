@@ -182,32 +182,15 @@ def assign_levels(
             raise ValueError("levels.rule=prm needs the PRM step scores of the score_failures stage")
         grader = ",".join(sorted(set(prm_scores["grader"].drop_nulls().to_list()))) or None
         refuse_invalid_scores(prm_scores, table.filter(~solved)["question_id"])
-        scores = question_scores(prm_scores, levels.aggregate, levels.score_attempt)
-        table = table.join(scores, on="question_id", how="left").with_columns(
-            # A failing question whose attempts had nothing to score gets the least credit.
-            prm_score=pl.when(solved).then(None).otherwise(pl.col("prm_score").fill_null(0.0))
+        table = table.join(
+            question_scores(prm_scores, levels.aggregate, levels.score_attempt), on="question_id", how="left"
         )
-        cut = edges if edges is not None else score_edges(table.filter(~solved)["prm_score"].to_list(), levels)
-        edges = cut
-        table = table.with_columns(
-            level=pl.when(solved)
-            .then(pl.lit("easy"))
-            .otherwise(pl.col("prm_score").map_elements(lambda s: level_by_score(s, cut), return_dtype=pl.String))
-        )
+        # A failing question whose attempts had nothing to score gets the least credit.
+        table, edges = _level_by_column(table, "prm_score", solved, levels, edges)
     elif levels.rule == "tests_passed":
         # A failing question whose attempts never ran (no program, truncated) passed no test.
-        table = table.with_columns(
-            prm_score=pl.lit(None, dtype=pl.Float64),
-            tests_passed_share=pl.when(solved).then(None).otherwise(pl.col("tests_passed_share").fill_null(0.0)),
-        )
-        cut = edges if edges is not None else score_edges(table.filter(~solved)["tests_passed_share"].to_list(), levels)
-        edges = cut
-        table = table.with_columns(
-            level=pl.when(solved)
-            .then(pl.lit("easy"))
-            .otherwise(
-                pl.col("tests_passed_share").map_elements(lambda s: level_by_score(s, cut), return_dtype=pl.String)
-            )
+        table, edges = _level_by_column(
+            table.with_columns(prm_score=pl.lit(None, dtype=pl.Float64)), "tests_passed_share", solved, levels, edges
         )
     else:
         edges = None
@@ -220,6 +203,17 @@ def assign_levels(
     metrics = level_metrics(table)
     metrics.update(grader_version=version, score_edges=edges)
     return table, metrics
+
+
+def _level_by_column(
+    table: pl.DataFrame, column: str, solved: pl.Expr, levels: LevelsParams, edges: dict[str, float] | None
+) -> tuple[pl.DataFrame, dict[str, float]]:
+    """Solved questions ``easy``; failing ones cut by ``column`` (a score in [0, 1], missing = 0) at ``edges``
+    when given, else at ``score_edges`` of the failing ones. Returns the table and the edges used."""
+    table = table.with_columns(pl.when(solved).then(None).otherwise(pl.col(column).fill_null(0.0)).alias(column))
+    cut = edges if edges is not None else score_edges(table.filter(~solved)[column].to_list(), levels)
+    level = pl.col(column).map_elements(lambda s: level_by_score(s, cut), return_dtype=pl.String)
+    return table.with_columns(level=pl.when(solved).then(pl.lit("easy")).otherwise(level)), cut
 
 
 def tests_passed_shares(attempts: pl.DataFrame) -> pl.DataFrame:
