@@ -4,7 +4,7 @@ from pathlib import Path
 
 from adacot.config import in_domain
 from adacot.evaluation import evaluate_model
-from adacot.llm import ResponseCache
+from adacot.llm import ResponseCache, resolve_cache_dir
 from adacot.llm.roles import evaluated_model
 from adacot.schemas import BENCHMARK, EVAL_RESPONSES, read_table, write_table
 from adacot.stageio import load_prompts, run_stage, setup, write_metrics
@@ -33,7 +33,7 @@ def main() -> None:
             in_domain(params.benchmarks, params.domain),
             params.seed,
             params.verify,
-            ResponseCache(Path(args.cache_dir)),
+            ResponseCache(resolve_cache_dir(args.cache_dir)),
             params.engine.batch_requests,
             price,
             params.domain,

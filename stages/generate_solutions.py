@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from adacot.generation import generate_solutions
-from adacot.llm import ResponseCache
+from adacot.llm import ResponseCache, resolve_cache_dir
 from adacot.llm.roles import sampling_from, teacher_model
 from adacot.schemas import SAMPLE, SOLUTIONS, read_table, write_table
 from adacot.stageio import load_prompts, run_stage, setup, write_metrics
@@ -30,7 +30,7 @@ def main() -> None:
             load_prompts(args.prompts, params.domain),
             sampling_from(teacher, params.seed),
             teacher.attempts,
-            ResponseCache(Path(args.cache_dir)),
+            ResponseCache(resolve_cache_dir(args.cache_dir)),
             params.engine.batch_requests,
             price,
         )

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from adacot.grading import grade_attempts
-from adacot.llm import ResponseCache
+from adacot.llm import ResponseCache, resolve_cache_dir
 from adacot.llm.roles import sampling_from, student_model
 from adacot.schemas import ATTEMPTS, QUESTIONS, read_table, write_table
 from adacot.stageio import load_prompts, run_stage, setup, write_metrics
@@ -30,7 +30,7 @@ def main() -> None:
             sampling_from(params.grade, params.seed),
             params.grade.attempts,
             params.verify,
-            ResponseCache(Path(args.cache_dir)),
+            ResponseCache(resolve_cache_dir(args.cache_dir)),
             params.engine.batch_requests,
             price,
             params.domain,

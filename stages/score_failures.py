@@ -4,6 +4,7 @@ from pathlib import Path
 
 import polars as pl
 
+from adacot.llm import resolve_cache_dir
 from adacot.llm.roles import api_errors_as_exit
 from adacot.prm import open_scorer, score_failures
 from adacot.schemas import ATTEMPTS, PRM_SCORES, QUESTIONS, read_table, write_table
@@ -30,7 +31,7 @@ def main() -> None:
     else:
         with api_errors_as_exit():
             judge = load_prompts(args.prompts, params.domain).judge
-            scorer = open_scorer(params, args.base_model, Path(args.cache_dir), judge)
+            scorer = open_scorer(params, args.base_model, resolve_cache_dir(args.cache_dir), judge)
             try:
                 scores, metrics = score_failures(questions, attempts, scorer, params.prm, params.domain)
             finally:

@@ -53,13 +53,13 @@ def _verify_code(args: argparse.Namespace) -> int:
 
 
 def _cache_merge(args: argparse.Namespace) -> int:
-    from adacot.llm import ResponseCache
+    from adacot.llm import ResponseCache, resolve_cache_dir
 
     source = args.source / "responses.sqlite" if args.source.is_dir() else args.source
     if not source.is_file():
         print(f"error: no response cache at {args.source} (expected a folder with responses.sqlite, or the file)")
         return 2
-    target = ResponseCache(args.into)
+    target = ResponseCache(args.into or resolve_cache_dir())
     added = target.merge_from(source)
     print(f"merged {added} new response(s) from {source} into {target.path} ({len(target)} in all)")
     target.close()
@@ -67,12 +67,13 @@ def _cache_merge(args: argparse.Namespace) -> int:
 
 
 def _cache_stats(args: argparse.Namespace) -> int:
-    from adacot.llm import ResponseCache
+    from adacot.llm import ResponseCache, resolve_cache_dir
 
-    if not (args.cache / "responses.sqlite").is_file():
-        print(f"error: no response cache in {args.cache}")
+    folder = args.cache or resolve_cache_dir()
+    if not (folder / "responses.sqlite").is_file():
+        print(f"error: no response cache in {folder}")
         return 2
-    cache = ResponseCache(args.cache)
+    cache = ResponseCache(folder)
     print(json.dumps(cache.summary(), indent=2))
     cache.close()
     return 0
@@ -126,10 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     vc.set_defaults(func=_verify_code)
     cm = sub.add_parser("cache-merge", help="copy responses from another cache (a teammate's, a pulled one)")
     cm.add_argument("source", type=Path, help="a cache folder or its responses.sqlite")
-    cm.add_argument("--into", type=Path, default=Path(".adacot/cache"), help="the cache to add to")
+    cm.add_argument("--into", type=Path, help="the cache to add to (default: $ADACOT_CACHE_DIR or .adacot/cache)")
     cm.set_defaults(func=_cache_merge)
     cs = sub.add_parser("cache-stats", help="responses and tokens held by a cache, by model")
-    cs.add_argument("cache", type=Path, nargs="?", default=Path(".adacot/cache"))
+    cs.add_argument("cache", type=Path, nargs="?", help="default: $ADACOT_CACHE_DIR or .adacot/cache")
     cs.set_defaults(func=_cache_stats)
     ex = sub.add_parser("export", help="the kept SFT rows as a datasets folder, chat JSONL and a dataset card")
     ex.add_argument("--out", type=Path, required=True, help="folder to write (dataset/, train.jsonl, README.md)")

@@ -21,6 +21,7 @@ from adacot.llm.cache import (
     cached_complete,
     check_failed_requests,
     failure_budget,
+    resolve_cache_dir,
 )
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "open_teacher_model",
     "price_of",
     "resolve_backend",
+    "resolve_cache_dir",
 ]
 
 

@@ -1,11 +1,16 @@
 """The LLM response cache: never pay twice for the same answer.
 
 Responses are stored in one SQLite file (WAL mode) under a directory that lives *outside* DVC stage
-outputs, because DVC deletes outputs before rerunning a stage. A key is the sha256 of (model id, rendered
+outputs, because DVC deletes outputs before rerunning a stage, and outside the temporary copies DVC runs
+queued experiments in: ``resolve_cache_dir`` puts a relative cache path under the repository DVC runs the
+stage for (``$DVC_ROOT``, which DVC points at the parent repository inside a queue executor), and the
+``ADACOT_CACHE_DIR`` environment variable moves it anywhere. A key is the sha256 of (model id, rendered
 messages, sampling params, sample index), so a question shared by two ``dvc exp run`` experiments is
 answered once. Each batch is committed as soon as it returns, so a SIGKILL loses at most the batch in
-flight; SQLite's locking makes concurrent writers (queued experiments) safe. The secret-free key material
-is the only thing hashed: API keys never reach this module.
+flight. Runs that share the cache at the same time (``dvc queue start -j 2``) *claim* the keys they are
+about to ask for (``ResponseCache.claim``): a key another live process has claimed is waited for and
+read from the cache instead of being paid for twice; claims of a process that died (SIGKILL) are taken
+over. The secret-free key material is the only thing hashed: API keys never reach this module.
 
 This module does not decide what to ask (stages do) and does not talk to models (backends do); the
 ``cached_complete`` helper only routes misses to a ``ChatModel`` in batches with a progress bar and, when
@@ -17,7 +22,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
+import os
+import socket
 import sqlite3
+import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,6 +35,27 @@ from typing import Any
 
 from adacot.errors import StageFailure
 from adacot.llm.base import ChatModel, Completion, Conversation, Sampling, StreamingChatModel
+
+log = logging.getLogger(__name__)
+
+CACHE_DIR_ENV = "ADACOT_CACHE_DIR"
+DEFAULT_CACHE_DIR = Path(".adacot/cache")
+
+
+def resolve_cache_dir(path: str | Path | None = None) -> Path:
+    """The response cache folder every run of a repository shares.
+
+    ``$ADACOT_CACHE_DIR`` wins (a team machine's shared disk, another checkout's cache); otherwise
+    ``path`` (``dvc.yaml``'s ``cache_dir``, default ``.adacot/cache``). A relative path is taken from
+    ``$DVC_ROOT``: DVC sets it for every stage command, and inside a queued experiment's temporary copy
+    (``dvc exp run --queue``, ``--temp``) it names the parent repository, so queued runs read and fill the
+    workspace's cache and their answers outlive the copy. Outside DVC it is taken from the current folder.
+    """
+    chosen = os.environ.get(CACHE_DIR_ENV, "").strip() or str(path or DEFAULT_CACHE_DIR)
+    folder = Path(chosen).expanduser()
+    if not folder.is_absolute():
+        folder = Path(os.environ.get("DVC_ROOT") or ".").resolve() / folder
+    return folder
 
 
 def cache_key(model_id: str, conversation: Conversation, sampling: Sampling, sample_index: int) -> str:
@@ -101,10 +132,27 @@ class ResponseCache:
         self.path = directory / "responses.sqlite"
         # A generous busy timeout lets queued experiments wait for each other's commits instead of failing.
         self._db = sqlite3.connect(self.path, timeout=600)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        # Switching a new file to WAL takes a lock SQLite's busy timeout does not wait for: two runs opening
+        # the cache at the same instant would see "database is locked". Retry for a while instead.
+        for attempt in range(200):
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or attempt == 199:
+                    raise
+                time.sleep(0.05)
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, owner TEXT NOT NULL, host TEXT NOT NULL, "
+            "pid INTEGER NOT NULL, started TEXT NOT NULL, claimed_at REAL NOT NULL)"
+        )
         self._db.commit()
+        self.owner = uuid.uuid4().hex
+        self._host = socket.gethostname()
+        self._pid = os.getpid()
+        self._started = _process_start(self._pid)
 
     def get_many(self, keys: Sequence[str]) -> dict[str, Completion]:
         found: dict[str, Completion] = {}
@@ -123,6 +171,64 @@ class ResponseCache:
             return
         with self._db:  # one transaction per batch: all of it lands, or none of it
             self._db.executemany("INSERT OR REPLACE INTO responses (key, value) VALUES (?, ?)", rows)
+            self._db.executemany("DELETE FROM claims WHERE key = ?", [(key,) for key, _ in rows])
+
+    def claim(self, keys: Sequence[str], stale_after_s: float = 6 * 3600) -> tuple[set[str], set[str]]:
+        """Claim ``keys`` for this process before asking a model for them: (claimed by us, held by others).
+
+        A key another *live* process has claimed (a concurrent run asking for it right now) is left to it:
+        wait for its answer (``get_many``) and claim again only if it gives up. A key answered since the
+        caller last looked is never claimed either (it is among the others: read it). Claims of a process that
+        is gone are taken over: on this host a pid that no longer runs (or runs another program), on
+        another host a claim older than ``stale_after_s``. One IMMEDIATE transaction, so two processes
+        never both get a key.
+        """
+        if not keys:
+            return set(), set()
+        now = time.time()
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            held: dict[str, tuple[str, str, int, str, float]] = {}
+            for start in range(0, len(keys), 500):
+                chunk = list(keys[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                for key, owner, host, pid, started, at in self._db.execute(
+                    f"SELECT key, owner, host, pid, started, claimed_at FROM claims WHERE key IN ({marks})", chunk
+                ):
+                    held[key] = (owner, host, pid, started, at)
+            alive: dict[tuple[str, int, str], bool] = {}
+            others: set[str] = set()
+            for start in range(0, len(keys), 500):
+                chunk = list(keys[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                others.update(
+                    k for (k,) in self._db.execute(f"SELECT key FROM responses WHERE key IN ({marks})", chunk)
+                )
+            for key, (owner, host, pid, started, at) in held.items():
+                if owner == self.owner:
+                    continue
+                if host == self._host:
+                    if (host, pid, started) not in alive:
+                        alive[(host, pid, started)] = _process_start(pid) == started
+                    live = alive[(host, pid, started)]
+                else:
+                    live = now - at < stale_after_s
+                if live:
+                    others.add(key)
+            mine = [k for k in keys if k not in others]
+            self._db.executemany(
+                "INSERT OR REPLACE INTO claims (key, owner, host, pid, started, claimed_at) VALUES (?, ?, ?, ?, ?, ?)",
+                [(k, self.owner, self._host, self._pid, self._started, now) for k in mine],
+            )
+        return set(mine), others
+
+    def release(self, keys: Sequence[str] | None = None) -> None:
+        """Drop this process's claims on ``keys`` (all of them when None): answered, failed, or given up."""
+        with self._db:
+            if keys is None:
+                self._db.execute("DELETE FROM claims WHERE owner = ?", (self.owner,))
+                return
+            self._db.executemany("DELETE FROM claims WHERE key = ? AND owner = ?", [(k, self.owner) for k in keys])
 
     def merge_from(self, other: Path) -> int:
         """Copy entries of another cache file into this one (existing keys win); returns rows added."""
@@ -149,6 +255,26 @@ class ResponseCache:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _process_start(pid: int) -> str:
+    """When process ``pid`` started (``/proc/<pid>/stat`` field 22), or "" if it does not run.
+
+    A claim records it next to the pid, so a pid reused by another program does not keep a dead claim alive.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        if not Path("/proc/self/stat").exists():  # no procfs: the pid alone says whether it runs
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return ""
+            except PermissionError:
+                return "?"
+            return "?"
+        return ""
 
 
 @dataclass
@@ -186,34 +312,28 @@ def cached_complete(
     results: list[list[Completion | None]] = [[None] * n for _ in conversations]
     model_id = model.model_id
     keys = [[cache_key(model_id, conv, sampling, i) for i in range(n)] for conv in conversations]
-    hits = cache.get_many([k for row in keys for k in row]) if cache is not None else {}
-    pending: list[_Pending] = []
-    for row, conv in enumerate(conversations):
-        todo = _Pending(conv)
-        for index, key in enumerate(keys[row]):
-            if key in hits:
-                results[row][index] = hits[key]
-                stats.count_hit(hits[key])
-            else:
-                todo.slots.append((row, index, key))
-        if todo.slots:
-            pending.append(todo)
-    # Group by how many samples are missing so each engine call asks n_missing of every conversation in it.
-    by_missing: dict[int, list[_Pending]] = {}
-    for todo in pending:
-        by_missing.setdefault(len(todo.slots), []).append(todo)
-    total = sum(len(t.slots) for t in pending)
+    # Where each distinct key's answer goes (a repeated conversation shares its answers: asked once).
+    slots: dict[str, list[tuple[int, int]]] = {}
+    for row, row_keys in enumerate(keys):
+        for index, key in enumerate(row_keys):
+            slots.setdefault(key, []).append((row, index))
+    missing = fill_from_cache(cache, list(slots), slots, results, stats)
     streaming = model if isinstance(model, StreamingChatModel) else None
-    with tqdm(total=total, desc=desc, unit="req", disable=not progress or total == 0) as bar:
+    with tqdm(total=len(missing), desc=desc, unit="req", disable=not progress or not missing) as bar:
 
         def record(batch: list[_Pending], answered: list[tuple[int, int, Completion]]) -> None:
             """Keep answers that arrived together and commit them in one transaction."""
             fresh: list[tuple[str, Completion]] = []
             for position, offset, completion in answered:
-                row, index, key = batch[position].slots[offset]
-                results[row][index] = completion
+                _, _, key = batch[position].slots[offset]
+                first, *repeats = slots[key]
+                results[first[0]][first[1]] = completion
                 fresh.append((key, completion))
                 stats.count_answer(completion)
+                for row, index in repeats:  # the same request elsewhere in the batch: answered for free
+                    results[row][index] = completion
+                    if not completion.failed:
+                        stats.count_hit(completion)
             if cache is not None:
                 cache.put_many(fresh)
             if not bar.disable:
@@ -226,22 +346,32 @@ def cached_complete(
                     refresh=False,
                 )
 
-        for missing, group in sorted(by_missing.items()):
-            step = len(group) if streaming is not None else batch_requests
-            for start in range(0, len(group), step):
-                batch = group[start : start + step]
-                conversations_in_batch = [t.conversation for t in batch]
-                if streaming is not None:
-                    streaming.complete_streaming(
-                        conversations_in_batch, sampling, missing, functools.partial(record, batch)
-                    )
-                else:
-                    answers = model.complete(conversations_in_batch, sampling, missing)
+        def ask(todo_keys: list[str]) -> None:
+            """Ask the model for ``todo_keys`` (claimed by this process), grouped by conversation."""
+            by_row: dict[int, _Pending] = {}
+            for key in todo_keys:
+                row, index = slots[key][0]
+                by_row.setdefault(row, _Pending(conversations[row])).slots.append((row, index, key))
+            # Group by how many samples are missing so each engine call asks that many of every conversation.
+            by_missing: dict[int, list[_Pending]] = {}
+            for todo in by_row.values():
+                by_missing.setdefault(len(todo.slots), []).append(todo)
+            for count, group in sorted(by_missing.items()):
+                step = len(group) if streaming is not None else batch_requests
+                for start in range(0, len(group), step):
+                    batch = group[start : start + step]
+                    conversations_in_batch = [t.conversation for t in batch]
+                    if streaming is not None:
+                        streaming.complete_streaming(
+                            conversations_in_batch, sampling, count, functools.partial(record, batch)
+                        )
+                        continue
+                    answers = model.complete(conversations_in_batch, sampling, count)
                     if len(answers) != len(batch):
                         raise RuntimeError(f"{model_id} answered {len(answers)} of {len(batch)} conversations")
                     for completions in answers:
-                        if len(completions) != missing:
-                            raise RuntimeError(f"{model_id} gave {len(completions)} samples, {missing} were asked")
+                        if len(completions) != count:
+                            raise RuntimeError(f"{model_id} gave {len(completions)} samples, {count} were asked")
                     record(
                         batch,
                         [
@@ -250,6 +380,33 @@ def cached_complete(
                             for offset, c in enumerate(completions)
                         ],
                     )
+
+        try:
+            waits = 0
+            while missing:
+                if cache is None:
+                    ask(missing)
+                    break
+                mine, others = cache.claim(missing)
+                ask([k for k in missing if k in mine])
+                cache.release([k for k in missing if k in mine])
+                if not others:
+                    break
+                # Answered meanwhile, or being asked by another live run right now: read its answers as they
+                # land, and take over whatever it gives up (failed requests, a killed process) by claiming again.
+                before = stats.hits
+                missing = fill_from_cache(cache, [k for k in slots if k in others], slots, results, stats)
+                if not bar.disable and stats.hits > before:
+                    bar.update(stats.hits - before)
+                    bar.set_postfix(tokens=stats.completion_tokens_spent, hits=stats.hits, errors=stats.errors)
+                if missing and stats.hits == before:
+                    if not waits:
+                        log.info("%s: %d answer(s) are being fetched by another run; waiting", desc, len(missing))
+                    waits += 1
+                    time.sleep(min(2.0, 0.2 * waits))
+        finally:
+            if cache is not None:
+                cache.release()
     unanswered = sum(1 for row in results for c in row if c is None)
     if unanswered:
         raise RuntimeError(f"{model_id} left {unanswered} requested sample(s) unanswered")
@@ -257,6 +414,26 @@ def cached_complete(
     if max_failed_fraction is not None:
         check_failed_requests(answered, max_failed_fraction, desc)
     return answered, stats
+
+
+def fill_from_cache(
+    cache: ResponseCache | None,
+    keys: list[str],
+    slots: dict[str, list[tuple[int, int]]],
+    results: list[list[Completion | None]],
+    stats: CacheStats,
+) -> list[str]:
+    """Put the cached answers of ``keys`` into ``results`` (counted as hits); return the keys still missing."""
+    hits = cache.get_many(keys) if cache is not None else {}
+    missing = []
+    for key in keys:
+        if key in hits:
+            for row, index in slots[key]:
+                results[row][index] = hits[key]
+                stats.count_hit(hits[key])
+        else:
+            missing.append(key)
+    return missing
 
 
 def failure_budget(model: ChatModel) -> float:
