@@ -25,6 +25,7 @@ from typing import Any
 
 from adacot.errors import StageFailure
 from adacot.llm.base import ChatModel, Completion, Conversation, Sampling, StreamingChatModel
+from adacot.llm.spend import spend_of
 
 
 def cache_key(model_id: str, conversation: Conversation, sampling: Sampling, sample_index: int) -> str:
@@ -179,6 +180,8 @@ def cached_complete(
     The progress bar shows rate, ETA, tokens and the running spend at ``price``. With
     ``max_failed_fraction`` set, more failed answers than that share of all ``n * len(conversations)``
     raise ``StageFailure`` once every answer that did arrive is committed (``check_failed_requests``).
+    A model with a ``spend`` budget (served roles, ``adacot.llm.spend``) logs the projected spend of the
+    misses before asking, and a cap that kept requests unsent raises ``StageFailure`` the same way.
     """
     from tqdm.auto import tqdm
 
@@ -203,6 +206,10 @@ def cached_complete(
     for todo in pending:
         by_missing.setdefault(len(todo.slots), []).append(todo)
     total = sum(len(t.slots) for t in pending)
+    budget = spend_of(model)  # a served model's per-run spend: projected here, capped by its backend
+    if budget is not None:
+        pending_asks = [(t.conversation, len(t.slots)) for t in pending]
+        budget.plan(desc, model_id, pending_asks, stats.hits, sampling, cache.path if cache is not None else None)
     streaming = model if isinstance(model, StreamingChatModel) else None
     with tqdm(total=total, desc=desc, unit="req", disable=not progress or total == 0) as bar:
 
@@ -251,6 +258,8 @@ def cached_complete(
                         ],
                     )
     unanswered = sum(1 for row in results for c in row if c is None)
+    if budget is not None:  # the cap kept requests unsent: fail now that every arrival is committed
+        budget.check(desc, arrived=stats.misses, not_asked=unanswered)
     if unanswered:
         raise RuntimeError(f"{model_id} left {unanswered} requested sample(s) unanswered")
     answered = [[c for c in row if c is not None] for row in results]
