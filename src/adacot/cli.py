@@ -109,6 +109,40 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _estimate(args: argparse.Namespace) -> int:
+    from adacot.config import ParamsError
+    from adacot.estimate import as_json, estimate_pipeline, format_table, load_inputs, params_with_overrides
+    from adacot.stageio import load_prompts
+
+    try:
+        params = params_with_overrides(args.params, args.set)
+    except ParamsError as error:
+        print(f"error: {error}")
+        return 2
+    root = args.params.resolve().parent
+    # Overrides of what prepare_pool reads make its last outputs stale: read the sources instead.
+    stale = any(
+        o.split("=", 1)[0].lstrip("+~").split(".")[0] in ("pool", "benchmarks", "domain", "seed") for o in args.set
+    )
+    inputs = load_inputs(
+        params,
+        root,
+        pool_dir=root / args.pool_dir,
+        sample_file=root / args.sample,
+        models_dir=root / args.models_dir,
+        cache_dir=root / args.cache_dir,
+        use_outputs=not stale,
+    )
+    rows = estimate_pipeline(params, load_prompts(root / f"prompts/{params.domain}.yaml", params.domain), inputs)
+    header = {
+        "params": f"{args.params}" + "".join(f" -S {o}" for o in args.set),
+        "questions": f"pool {inputs.pool.count}, benchmarks {inputs.benchmarks.count} (from {inputs.pool.source})",
+        "cache": str(inputs.cache_file or f"{args.cache_dir} (none yet)"),
+    }
+    print(json.dumps(as_json(rows, header), indent=2) if args.json else format_table(rows, header))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``adacot`` console script."""
     parser = argparse.ArgumentParser(prog="adacot", description=__doc__)
@@ -139,6 +173,15 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("--params", type=Path, default=Path("params.yaml"))
     ex.add_argument("--name", help="dataset name in the card (default: the folder name)")
     ex.set_defaults(func=_export)
+    es = sub.add_parser("estimate", help="projected requests, tokens and dollars of the pipeline (calls no model)")
+    es.add_argument("--params", type=Path, default=Path("params.yaml"))
+    es.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE", help="as dvc exp run -S")
+    es.add_argument("--cache-dir", type=Path, default=Path(".adacot/cache"), help="the response cache to count hits in")
+    es.add_argument("--pool-dir", type=Path, default=Path("data/pool"), help="prepare_pool's outputs, if any")
+    es.add_argument("--sample", type=Path, default=Path("data/sample/questions.parquet"), help="the sample, if any")
+    es.add_argument("--models-dir", type=Path, default=Path("models"), help="prepared models (fingerprints only)")
+    es.add_argument("--json", action="store_true", help="one JSON document instead of the table")
+    es.set_defaults(func=_estimate)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     return int(args.func(args))

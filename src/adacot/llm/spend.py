@@ -165,6 +165,8 @@ def project(
     prompt_tokens = 0.0
     to_send = 0
     for conversation, missing in pending:
+        if missing <= 0:
+            continue  # every answer of it is cached: no request, no prompt
         to_send += missing
         per_request = history.prompt_tokens_per_request
         prompt = per_request if per_request is not None else float(prompt_chars_estimate(conversation))
