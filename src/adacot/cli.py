@@ -110,37 +110,13 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _estimate(args: argparse.Namespace) -> int:
-    from adacot.config import ParamsError
-    from adacot.estimate import as_json, estimate_pipeline, format_table, load_inputs, params_with_overrides
-    from adacot.stageio import load_prompts
+    from adacot.estimate import estimate_command
 
-    try:
-        params = params_with_overrides(args.params, args.set)
-    except ParamsError as error:
-        print(f"error: {error}")
-        return 2
-    root = args.params.resolve().parent
-    # Overrides of what prepare_pool reads make its last outputs stale: read the sources instead.
-    stale = any(
-        o.split("=", 1)[0].lstrip("+~").split(".")[0] in ("pool", "benchmarks", "domain", "seed") for o in args.set
+    code, text = estimate_command(
+        args.params, args.set, args.cache_dir, args.pool_dir, args.sample, args.models_dir, as_json=args.json
     )
-    inputs = load_inputs(
-        params,
-        root,
-        pool_dir=root / args.pool_dir,
-        sample_file=root / args.sample,
-        models_dir=root / args.models_dir,
-        cache_dir=root / args.cache_dir,
-        use_outputs=not stale,
-    )
-    rows = estimate_pipeline(params, load_prompts(root / f"prompts/{params.domain}.yaml", params.domain), inputs)
-    header = {
-        "params": f"{args.params}" + "".join(f" -S {o}" for o in args.set),
-        "questions": f"pool {inputs.pool.count}, benchmarks {inputs.benchmarks.count} (from {inputs.pool.source})",
-        "cache": str(inputs.cache_file or f"{args.cache_dir} (none yet)"),
-    }
-    print(json.dumps(as_json(rows, header), indent=2) if args.json else format_table(rows, header))
-    return 0
+    print(text)
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:

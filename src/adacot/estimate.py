@@ -331,7 +331,7 @@ def questions_from_sources(
 # -- output ------------------------------------------------------------------------------------------------
 
 
-def as_json(rows: Sequence[StageEstimate], header: dict[str, Any]) -> dict[str, Any]:
+def as_json_doc(rows: Sequence[StageEstimate], header: dict[str, Any]) -> dict[str, Any]:
     """The estimate as one JSON document: the header, every stage, and the totals."""
     return {
         **header,
@@ -375,7 +375,7 @@ def format_table(rows: Sequence[StageEstimate], header: dict[str, Any]) -> str:
         )
         for r in rows
     ]
-    total = as_json(rows, {})["total"]
+    total = as_json_doc(rows, {})["total"]
     body.append(
         (
             "total",
@@ -467,3 +467,50 @@ def load_inputs(
         ids[folder] = _model_id(root / folder)
     cache_file = cache_dir / "responses.sqlite"
     return Inputs(pool, bench, sample, ids, cache_file if cache_file.is_file() else None)
+
+
+def estimate_command(
+    params_path: Path,
+    overrides: Sequence[str],
+    cache_dir: Path,
+    pool_dir: Path,
+    sample_file: Path,
+    models_dir: Path,
+    *,
+    as_json: bool = False,
+) -> tuple[int, str]:
+    """What ``adacot estimate`` prints, and its exit status (2 for params that do not validate).
+
+    Relative paths are taken from the folder of ``params_path`` (the project root). Overrides of what
+    prepare_pool reads (``pool``, ``benchmarks``, ``domain``, ``seed``) make its last outputs stale, so the
+    sources in params are read instead.
+    """
+    import json
+
+    from adacot.config import ParamsError
+    from adacot.stageio import load_prompts
+
+    try:
+        params = params_with_overrides(params_path, overrides)
+    except ParamsError as error:
+        return 2, f"error: {error}"
+    root = params_path.resolve().parent
+    stale = any(
+        o.split("=", 1)[0].lstrip("+~").split(".")[0] in ("pool", "benchmarks", "domain", "seed") for o in overrides
+    )
+    inputs = load_inputs(
+        params,
+        root,
+        pool_dir=root / pool_dir,
+        sample_file=root / sample_file,
+        models_dir=root / models_dir,
+        cache_dir=root / cache_dir,
+        use_outputs=not stale,
+    )
+    rows = estimate_pipeline(params, load_prompts(root / f"prompts/{params.domain}.yaml", params.domain), inputs)
+    header = {
+        "params": f"{params_path}" + "".join(f" -S {o}" for o in overrides),
+        "questions": f"pool {inputs.pool.count}, benchmarks {inputs.benchmarks.count} (from {inputs.pool.source})",
+        "cache": str(inputs.cache_file or f"{cache_dir} (none yet)"),
+    }
+    return 0, json.dumps(as_json_doc(rows, header), indent=2) if as_json else format_table(rows, header)
