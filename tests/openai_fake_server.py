@@ -7,7 +7,8 @@ it can die: after ``die_after`` answers it drops every connection until ``die_af
 killed mid-stage, then started again). It can refuse ``n > 1``, send DeepSeek-style
 ``reasoning_content``, demand a bearer key, and keep every request body (``record_bodies``). It counts
 what it did, and in particular how many times it *delivered* an answer to each distinct request
-(messages, n, seed), so a test can show that no answered request was ever sent again.
+(messages, n, seed), so a test can show that no answered request was ever sent again, and the tokens it
+billed in the answers it delivered (``usage``), so a test can price what was actually spent.
 
 Not a model: the answer text comes from a function of the last user message and the sample number.
 Run as a script (``python tests/openai_fake_server.py --latency 0.05``) it serves in its own process and
@@ -96,6 +97,7 @@ class FakeOpenAIServer:
         self._rng = random.Random(seed)
         self.outcomes: Counter[str] = Counter()  # what each HTTP request got
         self.delivered: Counter[str] = Counter()  # request key -> answers delivered
+        self.usage: Counter[str] = Counter()  # prompt_tokens, completion_tokens and choices of delivered answers
         self.seen_auth: set[str] = set()
         self.seen_user_agents: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -267,6 +269,7 @@ class FakeOpenAIServer:
             if body.get("logprobs") and self.logprobs:
                 choice["logprobs"] = {"content": [first_token_logprobs(user, int(body.get("top_logprobs") or 0))]}
             choices.append(choice)
+        self.usage.update(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, choices=n)
         return web.json_response(
             {
                 "id": f"chatcmpl-{key[:12]}",

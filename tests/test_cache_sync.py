@@ -60,7 +60,7 @@ def test_a_snapshot_that_is_not_a_cache_is_a_clear_error_and_changes_nothing(rep
     (Path(folder) / "responses-garbage.sqlite").write_bytes(b"not sqlite at all" * 100)
     cache = ResponseCache(tmp_path / "c")
     _answers(cache, 0, 3)
-    with pytest.raises(RemoteError, match="responses-garbage.sqlite .* is not a response cache"):
+    with pytest.raises(RemoteError, match=r"responses-garbage\.sqlite .* is not a response cache"):
         pull(cache, fs, folder, url)
     assert len(cache) == 3
     cache.close()

@@ -50,6 +50,7 @@ def api_params(*urls: str, **overrides: object) -> ApiParams:
         "transport": "sdk",
         "send_seed": True,
         "max_failed_fraction": 0.05,
+        "max_spend_usd": None,
     }
     values.update(overrides)
     return ApiParams.model_validate(values)

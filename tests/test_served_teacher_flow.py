@@ -11,6 +11,10 @@ verified teacher solution and train the student.
 for a deterministic kill point) answers a few of generate_solutions' requests and then drops every
 connection. ``dvc exp run`` must exit non-zero with the stage's one-line error, record no lock for the
 stage and list no experiment; the rerun, with the server back, must ask only for the requests that failed.
+
+``test_teacher_spend_cap_stops_the_stage_and_a_rerun_resumes`` is the same drill for ``api.max_spend_usd``:
+the capped stage stops with its one line having spent no more than the cap (priced from what the server
+delivered), and the rerun with a higher cap pays only for what was not asked.
 """
 
 from __future__ import annotations
@@ -285,3 +289,61 @@ def test_teacher_server_dies_mid_stage(upstream: tuple[Path, dict[str, str]]) ->
     cache = _metrics(repo, "generate_solutions")["cache"]
     assert (cache["hits"], cache["misses"], cache["errors"]) == (DIE_AFTER * attempts, failed_answers, 0)
     assert _generate_lock(repo) != lock_before
+
+
+def test_teacher_spend_cap_stops_the_stage_and_a_rerun_resumes(upstream: tuple[Path, dict[str, str]]) -> None:
+    """`api.max_spend_usd` on a served teacher, through `dvc exp run`: the stage stops before the cap with
+    one line, having spent no more than the cap (priced at the server), with every answer it got cached;
+    the rerun with a higher cap asks only for the rest and the server delivers nothing twice."""
+    from adacot.llm import Price
+
+    repo, _ = upstream
+    questions = pl.read_parquet(repo / "data/sample/questions.parquet").height
+    attempts = yaml.safe_load((repo / "params.yaml").read_text())["teacher"]["attempts"]
+    price = Price(0.55, 2.19)  # params.yaml's deepseek-reasoner, the name the loopback server answers as
+    cap = 0.006  # a request's worst case is ~$0.0025 (8 x 128 tokens): two fit, not all of them
+    with FakeOpenAIServer(model="deepseek-reasoner", latency_s=0.02) as server:
+
+        def command(cap_usd: float) -> list[str]:
+            return [
+                "dvc", "exp", "run", "-S", "teacher.backend=openai", "-S", "teacher.model=deepseek-reasoner",
+                "-S", f"api.base_urls=[{server.base_url}]", "-S", f"api.max_spend_usd={cap_usd}",
+                "generate_solutions",
+            ]  # fmt: skip
+
+        lock_before = _generate_lock(repo)
+        started = time.monotonic()
+        failed = run(upstream, *command(cap), check=False)
+        _phase("spend cap: dvc exp run under a cap", started)
+        output = failed.stdout + failed.stderr
+        assert failed.returncode != 0, output[-4000:]
+        spent = price.dollars(server.usage["prompt_tokens"], server.usage["completion_tokens"])
+        arrived = server.usage["choices"]
+        assert 0 < spent <= cap and 0 < arrived < questions * attempts
+        errors = [line for line in output.splitlines() if line.startswith("error: ")]
+        print(f"[served-teacher-flow] spend cap: {errors}", file=sys.stderr)
+        assert errors == [
+            f"error: teacher: stopped before passing the spend cap: spent ${spent:.4f} of api.max_spend_usd=${cap:g} "
+            f"in this run; {arrived} answer(s) that arrived are in the response cache, "
+            f"{questions * attempts - arrived} not asked; rerun with a higher api.max_spend_usd (a role's api can "
+            "set its own), or as is to continue with a fresh per-run budget: cached answers are not paid again"
+        ]
+        assert "spend projection: teacher (openai:deepseek-reasoner, $0.55 / $2.19 per M input / output tokens)" in (
+            output
+        )
+        assert re.search(rf"requests to send\s+{questions * attempts:,}\n", output), output[-4000:]
+        assert "Traceback" not in output and _generate_lock(repo) == lock_before
+
+        started = time.monotonic()
+        run(upstream, *command(1.0))
+        _phase("spend cap: rerun with a higher cap", started)
+        assert server.usage["choices"] == questions * attempts and server.repeated_answers() == {}
+    metrics = _metrics(repo, "generate_solutions")
+    assert (metrics["cache"]["hits"], metrics["cache"]["misses"]) == (arrived, questions * attempts - arrived)
+    spend = metrics["spend"]
+    assert spend["requests_to_send"] == questions * attempts - arrived and spend["cap_usd"] == 1.0
+    total = price.dollars(server.usage["prompt_tokens"], server.usage["completion_tokens"])
+    assert spend["actual_usd"] == pytest.approx(total - spent, abs=1e-6)
+    # The rerun's projection rests on the answers the capped run cached (the same answer length every time).
+    assert spend["projection_basis"] == [f"history of {arrived} cached answers (completion capped at max_tokens=128)"]
+    assert spend["projected_usd"] == pytest.approx(spend["actual_usd"], rel=0.2)

@@ -136,6 +136,16 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _estimate(args: argparse.Namespace) -> int:
+    from adacot.estimate import estimate_command
+
+    code, text = estimate_command(
+        args.params, args.set, args.cache_dir, args.pool_dir, args.sample, args.models_dir, as_json=args.json
+    )
+    print(text)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``adacot`` console script."""
     parser = argparse.ArgumentParser(prog="adacot", description=__doc__)
@@ -174,6 +184,15 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("--params", type=Path, default=Path("params.yaml"))
     ex.add_argument("--name", help="dataset name in the card (default: the folder name)")
     ex.set_defaults(func=_export)
+    es = sub.add_parser("estimate", help="projected requests, tokens and dollars of the pipeline (calls no model)")
+    es.add_argument("--params", type=Path, default=Path("params.yaml"))
+    es.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE", help="as dvc exp run -S")
+    es.add_argument("--cache-dir", type=Path, default=Path(".adacot/cache"), help="the response cache to count hits in")
+    es.add_argument("--pool-dir", type=Path, default=Path("data/pool"), help="prepare_pool's outputs, if any")
+    es.add_argument("--sample", type=Path, default=Path("data/sample/questions.parquet"), help="the sample, if any")
+    es.add_argument("--models-dir", type=Path, default=Path("models"), help="prepared models (fingerprints only)")
+    es.add_argument("--json", action="store_true", help="one JSON document instead of the table")
+    es.set_defaults(func=_estimate)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     return int(args.func(args))

@@ -233,6 +233,12 @@ class ApiParams(Section):
         description="a stage whose requests failed for good exceed this share of the answers it "
         "needs (cached ones included) fails after caching every answer it got; a rerun asks only the failed",
     )
+    max_spend_usd: float | None = Field(
+        ge=0,
+        description="per stage run: stop before a request whose worst case (prompt bound + max_tokens x n at the "
+        "role's price) would pass this many dollars; answers that arrived stay cached and a rerun continues "
+        "(null = no cap; needs the served model in `prices`)",
+    )
     transport: Literal["sdk", "aiohttp"] = Field(
         description="aiohttp (default): requests defined by the official openai client (URL, auth, headers), "
         "sent by one aiohttp session with orjson; sdk: sent through the SDK's own HTTP stack (~1.5 ms of CPU "
@@ -544,7 +550,33 @@ class Params(Section):
             except ValidationError as error:
                 details = _format(error, f"{role}.api")
                 raise ValueError(f"{role}.api does not give a valid api section:\n{details}") from None
+        self._check_spend_caps()
         return self
+
+    def served_models(self, role: Literal["student", "teacher", "prm", "evaluate"]) -> list[str]:
+        """The model names a role asks over the ``api`` servers (none when its backend is local)."""
+        if role == "student":
+            return [self.student.served_model or ""] if self.student.backend == "openai" else []
+        if role == "teacher":
+            return [self.teacher.model] if self.teacher.backend == "openai" else []
+        if role == "prm":
+            return [self.prm.served_model or ""] if self.prm.backend == "openai" and self.prm.kind != "none" else []
+        return sorted(set(self.evaluate.served_models.values())) if self.evaluate.backend == "openai" else []
+
+    def _check_spend_caps(self) -> None:
+        # A cap is enforced in dollars, so a served model without a price could spend without limit.
+        for role in ("student", "teacher", "prm", "evaluate"):
+            cap = self.role_api(role).max_spend_usd
+            unpriced = [name for name in self.served_models(role) if name not in self.prices]
+            if cap is None or not unpriced:
+                continue
+            override: _ApiOverrideBase = getattr(self, role).api
+            key = f"{role}.api.max_spend_usd" if "max_spend_usd" in override.model_fields_set else "api.max_spend_usd"
+            raise ValueError(
+                f"{key}={cap:g} caps {role}'s spend but prices has no entry for its served model "
+                f"{unpriced[0]!r}: a cap cannot be enforced without a price; add prices.{unpriced[0]}: "
+                f"{{input: <USD per M tokens>, output: <USD per M tokens>}}, or set {key}: null"
+            )
 
     def role_api(self, role: Literal["student", "teacher", "prm", "evaluate"]) -> ApiParams:
         """The servers, key and limits a role uses when its backend is ``openai``: ``api`` with its overrides."""

@@ -20,6 +20,7 @@ import polars as pl
 from adacot.config import BenchmarkParams, EvaluateParams, VerifyParams
 from adacot.errors import StageFailure
 from adacot.llm import ChatModel, Price, ResponseCache, Sampling
+from adacot.llm.spend import spend_block
 from adacot.prompts import PromptSet
 from adacot.responses import collect_responses
 from adacot.schemas import BENCHMARK, EVAL_RESPONSES, conform
@@ -207,6 +208,7 @@ def evaluate_model(
         "benchmarks": per_benchmark,
         "completion_tokens": int(table["completion_tokens"].sum()),
         "cache": _merge_ledgers(list(ledgers.values())),
+        **spend_block(model),  # served models: projected vs actual spend over every benchmark
     }
     return table, metrics
 

@@ -17,6 +17,7 @@ import polars as pl
 from adacot.config import VerifyParams
 from adacot.errors import StageFailure
 from adacot.llm import ChatModel, Price, ResponseCache, Sampling
+from adacot.llm.spend import spend_block
 from adacot.prompts import PromptSet
 from adacot.responses import collect_responses
 from adacot.schemas import SOLUTIONS, VERIFIED_SOLUTIONS, conform
@@ -57,6 +58,7 @@ def generate_solutions(
         "reasoning_tokens": int(table["reasoning_tokens"].sum()),
         "failed_requests": int((table["finish_reason"] == "error").sum()),
         "cache": cache_metrics,
+        **spend_block(teacher),  # a served teacher: projected vs actual spend
     }
     return table, metrics
 

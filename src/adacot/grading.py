@@ -14,6 +14,7 @@ import polars as pl
 from adacot.config import VerifyParams
 from adacot.errors import StageFailure
 from adacot.llm import ChatModel, Price, ResponseCache, Sampling
+from adacot.llm.spend import spend_block
 from adacot.prompts import PromptSet
 from adacot.responses import collect_responses
 from adacot.schemas import ATTEMPTS, conform
@@ -68,6 +69,7 @@ def grade_attempts(
         ].n_unique(),
         "completion_tokens": int(table["completion_tokens"].sum()),
         "cache": cache_metrics,
+        **spend_block(model),  # a served student: projected vs actual spend
     }
     if domain == "code":
         metrics["programs_run"] = table.filter(pl.col("tests_total") > 0).height

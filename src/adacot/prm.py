@@ -33,6 +33,7 @@ from adacot.errors import StageFailure
 from adacot.llm.base import Completion, Conversation, Sampling
 from adacot.llm.cache import CacheStats, Price, ResponseCache, cached_complete
 from adacot.llm.logprobs import yes_share_of_top
+from adacot.llm.spend import spend_block
 from adacot.schemas import ATTEMPTS, PRM_SCORES, QUESTIONS, conform
 from adacot.verify.extract import strip_reasoning
 
@@ -177,6 +178,7 @@ class GenerativeJudge:
         out: dict[str, Any] = {"cache": self.cache_stats.as_metrics() if self.cache_stats else None}
         if hasattr(self._model, "stats"):
             out["api"] = self._model.stats.as_metrics()
+        out.update(spend_block(self._model))  # a served judge: projected vs actual spend
         return out
 
     def close(self) -> None:
@@ -333,11 +335,13 @@ def open_scorer(
     if prm.backend == "openai":
         from adacot.llm import api_key_from_env, price_of
         from adacot.llm.openai_backend import OpenAIChatModel
+        from adacot.llm.spend import budget_for
 
         api = params.role_api("prm")
         name = prm.served_model or ""
-        model = OpenAIChatModel(name, api, api_key_from_env(api), seed=seed)
-        return GenerativeJudge(model, _cache(cache_dir), price_of(params.prices, name), judge=judge)
+        price = price_of(params.prices, name)
+        model = OpenAIChatModel(name, api, api_key_from_env(api), seed=seed, spend=budget_for(api, price))
+        return GenerativeJudge(model, _cache(cache_dir), price, judge=judge)
     path = Path(base_path) if prm.model == "base" else Path(prm.model)
     if prm.kind == "discriminative":
         from adacot.llm.vllm_backend import VllmProcessRewardModel, vllm_importable

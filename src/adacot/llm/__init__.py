@@ -109,11 +109,14 @@ def open_model(
     prices: dict[str, PriceParams],
 ) -> tuple[ChatModel, Price]:
     """A role's model and its price: OpenAI-compatible servers (``backend == "openai"``, ``name`` = the
-    served model; the key is checked before anything is sent) or the local weights at ``local_path``."""
+    served model; the key is checked before anything is sent; the model carries this run's spend budget
+    under ``api.max_spend_usd``) or the local weights at ``local_path``."""
     if backend == "openai":
         from adacot.llm.openai_backend import OpenAIChatModel
+        from adacot.llm.spend import budget_for
 
-        return OpenAIChatModel(name, api, api_key_from_env(api), seed=seed), price_of(prices, name)
+        price = price_of(prices, name)
+        return OpenAIChatModel(name, api, api_key_from_env(api), seed=seed, spend=budget_for(api, price)), price
     model = open_local_model(local_path, engine, seed)
     return model, price_of(prices, model.model_id.split("@")[0])
 

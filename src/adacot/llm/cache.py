@@ -35,6 +35,7 @@ from typing import Any
 
 from adacot.errors import StageFailure
 from adacot.llm.base import ChatModel, Completion, Conversation, Sampling, StreamingChatModel
+from adacot.llm.spend import spend_of
 
 log = logging.getLogger(__name__)
 
@@ -305,6 +306,8 @@ def cached_complete(
     The progress bar shows rate, ETA, tokens and the running spend at ``price``. With
     ``max_failed_fraction`` set, more failed answers than that share of all ``n * len(conversations)``
     raise ``StageFailure`` once every answer that did arrive is committed (``check_failed_requests``).
+    A model with a ``spend`` budget (served roles, ``adacot.llm.spend``) logs the projected spend of the
+    misses before asking, and a cap that kept requests unsent raises ``StageFailure`` the same way.
     """
     from tqdm.auto import tqdm
 
@@ -318,6 +321,13 @@ def cached_complete(
         for index, key in enumerate(row_keys):
             slots.setdefault(key, []).append((row, index))
     missing = fill_from_cache(cache, list(slots), slots, results, stats)
+    budget = spend_of(model)  # a served model's per-run spend: projected here, capped by its backend
+    if budget is not None:
+        per_row: dict[int, int] = {}
+        for key in missing:
+            per_row[slots[key][0][0]] = per_row.get(slots[key][0][0], 0) + 1
+        pending_asks = [(conversations[row], count) for row, count in per_row.items()]
+        budget.plan(desc, model_id, pending_asks, stats.hits, sampling, cache.path if cache is not None else None)
     streaming = model if isinstance(model, StreamingChatModel) else None
     with tqdm(total=len(missing), desc=desc, unit="req", disable=not progress or not missing) as bar:
 
@@ -408,6 +418,8 @@ def cached_complete(
             if cache is not None:
                 cache.release()
     unanswered = sum(1 for row in results for c in row if c is None)
+    if budget is not None:  # the cap kept requests unsent: fail now that every arrival is committed
+        budget.check(desc, arrived=stats.misses, not_asked=unanswered)
     if unanswered:
         raise RuntimeError(f"{model_id} left {unanswered} requested sample(s) unanswered")
     answered = [[c for c in row if c is not None] for row in results]

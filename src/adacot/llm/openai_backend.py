@@ -20,6 +20,10 @@ response cache how many of those a stage may hold before it fails (``cache.check
 refused key (401/403), an unknown model (404) or a judge server without logprobs stops the run at once
 with ``ApiFatalError``: every other request would fail the same way.
 
+Each attempt first reserves its worst-case cost in the model's ``spend`` budget (``llm/spend.py``) and
+settles it with the reported usage; a request whose reservation would pass ``api.max_spend_usd`` is not
+sent, and neither is any after it (the response cache then fails the stage in one line).
+
 It is not for caching (``cache.py``), choosing what to ask (stages) or reading params (``open_model``).
 The API key is held only in memory (the clients and the per-process request template): it is never
 logged, hashed or stored.
@@ -41,6 +45,8 @@ from typing import Any
 
 from adacot.config import ApiParams
 from adacot.llm.base import Completion, Conversation, ResultCallback, Sampling
+from adacot.llm.cache import Price
+from adacot.llm.spend import SpendBudget
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +94,10 @@ class _Retry(Exception):
 
 class _NoNativeN(Exception):
     """The server refused ``n > 1``: switch to one request per sample."""
+
+
+class _NotSent(Exception):
+    """The spend cap kept this request from being sent (``SpendBudget.reserve``)."""
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -147,7 +157,9 @@ class _Limiter:
 class OpenAIChatModel:
     """``model`` served by the OpenAI-compatible servers in ``api``; implements ``StreamingChatModel``."""
 
-    def __init__(self, model: str, api: ApiParams, api_key: str | None, *, seed: int = 0) -> None:
+    def __init__(
+        self, model: str, api: ApiParams, api_key: str | None, *, seed: int = 0, spend: SpendBudget | None = None
+    ) -> None:
         self._model = model
         self._api = api
         self._key = api_key
@@ -156,6 +168,8 @@ class OpenAIChatModel:
         self._native_n = api.native_n
         self._top_logprobs: int | None = None
         self.stats = ApiStats()
+        # This stage run's spend: every request reserves its worst case here before it is sent.
+        self.spend = spend if spend is not None else SpendBudget(None, Price(), prompt_once=api.native_n)
 
     @property
     def max_failed_fraction(self) -> float:
@@ -238,6 +252,8 @@ class OpenAIChatModel:
 
         async def worker() -> None:
             for index, conversation in todo:
+                if self.spend.stopped:
+                    return  # the cap is reached: what is left is not asked
                 await self._conversation(context, index, conversation, n)
 
         # Twice as many workers as request slots: a worker waiting out a retry's backoff does not hold a
@@ -260,6 +276,8 @@ class OpenAIChatModel:
                 got = await self._request(ctx, conversation, n, seed=self._seed)
             except _NoNativeN:
                 got = []
+            except _NotSent:
+                return
             # A server may return fewer choices than asked: the rest are asked one at a time below.
             ctx.outbox.put([(index, offset, completion) for offset, completion in zip(offsets, got, strict=False)])
             offsets = offsets[len(got) :]
@@ -268,7 +286,12 @@ class OpenAIChatModel:
 
         async def one(offset: int) -> None:
             # Distinct seeds so fanned-out samples differ where the server honours seeds.
-            got = await self._request(ctx, conversation, 1, seed=None if self._seed is None else self._seed + offset)
+            try:
+                got = await self._request(
+                    ctx, conversation, 1, seed=None if self._seed is None else self._seed + offset
+                )
+            except _NotSent:
+                return
             ctx.outbox.put([(index, offset, got[0])])
 
         if len(offsets) == 1:
@@ -288,6 +311,11 @@ class OpenAIChatModel:
                 estimate = sum(len(m.get("content", "")) for m in messages) // 4 + ctx.sampling.max_tokens * n
                 await ctx.limiter.acquire(estimate)
             async with ctx.gate:
+                # Held only while in flight: the worst case of this attempt, settled with its usage below.
+                reserved = self.spend.reserve(conversation, ctx.sampling.max_tokens * n)
+                if reserved is None:
+                    raise _NotSent
+                used = (0, 0)
                 slot = (
                     0
                     if len(ctx.clients) == 1
@@ -297,17 +325,20 @@ class OpenAIChatModel:
                 started = time.monotonic()
                 try:
                     self.stats.requests_sent += 1
-                    return self._parse(
+                    got = self._parse(
                         await self._send(ctx.clients[slot], messages, ctx.sampling, n, seed),
                         n,
                         time.monotonic() - started,
                     )
+                    used = (sum(c.prompt_tokens for c in got), sum(c.completion_tokens for c in got))
+                    return got
                 except _Retry as retry:
                     last = f"{retry.cause}: {retry.detail}"
                     delay = retry.delay_s
                     cause = retry.cause
                 finally:
                     ctx.in_flight[slot] -= 1
+                    self.spend.settle(reserved, *used)
             if attempt == api.max_retries:
                 break
             self.stats.retry(cause)
