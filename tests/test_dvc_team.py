@@ -145,7 +145,7 @@ def test_a_team_shares_outputs_run_cache_experiments_and_paid_answers(
     metrics = json.loads((b / "metrics/generate_solutions.json").read_text())
     assert metrics["cache"]["misses"] == 0 and metrics["cache"]["hits"] == metrics["solutions"] > 0
 
-    # Clone C: `dvc repro --pull` restores every stage from the remote, running none.
+    # Clone C: `dvc repro --pull` fetches every stage's outputs from the remote, running none.
     restored = bash('git clone -q "$REPO" adacot-c && cd adacot-c && dvc repro --pull', work, env)
     c = work / "adacot-c"
     assert ran_stages(out(restored)) == set(), out(restored)[-3000:]
