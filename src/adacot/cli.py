@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -109,6 +110,23 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_path(args: argparse.Namespace) -> int:
+    """The folder with the weights a model folder names, on stdout alone (for `--model "$(adacot model-path
+    models/base)"`); converting or merging it into the machine-local models dir first where needed."""
+    from adacot.errors import StageFailure
+    from adacot.models import resolve_weights
+
+    if not args.folder.is_dir():
+        print(f"error: no model folder at {args.folder} (run `dvc repro prepare_model` first?)", file=sys.stderr)
+        return 2
+    try:
+        print(resolve_weights(args.folder).absolute())
+    except StageFailure as failure:
+        print(f"error: {failure}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``adacot`` console script."""
     parser = argparse.ArgumentParser(prog="adacot", description=__doc__)
@@ -139,6 +157,11 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("--params", type=Path, default=Path("params.yaml"))
     ex.add_argument("--name", help="dataset name in the card (default: the folder name)")
     ex.set_defaults(func=_export)
+    mp = sub.add_parser(
+        "model-path", help="the weights folder a model folder (models/base, models/student) names, made if needed"
+    )
+    mp.add_argument("folder", type=Path, help="a prepared model folder, e.g. models/base or models/student")
+    mp.set_defaults(func=_model_path)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     return int(args.func(args))
