@@ -279,6 +279,11 @@ def main(argv: list[str] | None = None) -> int:
         if device == "cuda":
             torch.cuda.empty_cache()
 
+        # train_student saves the LoRA adapter and a record; the merge happens where the student is used.
+        from adacot.models import resolve_weights
+
+        summary["adapter_saved"] = (out_dir / "adapter_model.safetensors").is_file()
+        out_dir = resolve_weights(out_dir)
         keys = safetensors_keys(out_dir)
         summary["merged_saved"] = bool(keys) and (out_dir / "adacot_model.json").is_file()
         summary["merged_lora_keys_left"] = sum("lora_" in k for k in keys)

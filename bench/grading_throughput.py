@@ -19,7 +19,7 @@ from adacot.config import load_params
 from adacot.grading import grade_attempts
 from adacot.llm import ResponseCache, Sampling
 from adacot.llm.vllm_backend import VllmChatModel
-from adacot.models import prepare_model, read_model_info
+from adacot.models import prepare_model, read_model_info, resolve_weights
 from adacot.pools import generate_synthetic
 from adacot.stageio import load_prompts
 
@@ -33,10 +33,10 @@ def main() -> None:
     prompts = load_prompts("prompts/math.yaml")
     model_dir = Path("models/base")
     tmp = Path(tempfile.mkdtemp(prefix="adacot-bench-"))
-    if not (model_dir / "config.json").is_file():
+    if not (model_dir / "adacot_model.json").is_file():
         model_dir = tmp / "base"
         prepare_model("bundled", model_dir)
-    model = VllmChatModel(model_dir, read_model_info(model_dir).model_id, params.engine, params.seed)
+    model = VllmChatModel(resolve_weights(model_dir), read_model_info(model_dir).model_id, params.engine, params.seed)
     from vllm import SamplingParams
 
     g = params.grade

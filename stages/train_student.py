@@ -12,8 +12,8 @@ def main() -> None:
         __doc__,
         {
             "train": "SFT JSONL",
-            "base_model": "base HF folder",
-            "out": "out: tuned HF folder",
+            "base_model": "base model folder (a record or an HF folder)",
+            "out": "out: tuned student (LoRA adapter + record, or a full HF folder)",
             "metrics": "out: metrics JSON",
         },
     )

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -145,14 +146,37 @@ def sampling() -> Sampling:
 _RAW_PARAMS: dict[str, Any] = yaml.safe_load(PARAMS_PATH.read_text())
 
 
+@pytest.fixture(scope="session", autouse=True)
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One machine-local models dir for the whole session, never the user's ~/.cache: the bundled model is
+    converted once into it (~20 s) and every test, and every DVC project a test runs (they inherit the
+    environment, whatever HOME they set), finds it there."""
+    folder = tmp_path_factory.mktemp("models-dir")
+    saved = os.environ.get("ADACOT_MODELS_DIR")
+    os.environ["ADACOT_MODELS_DIR"] = str(folder)
+    yield folder
+    if saved is None:
+        os.environ.pop("ADACOT_MODELS_DIR", None)
+    else:
+        os.environ["ADACOT_MODELS_DIR"] = saved
+
+
 @pytest.fixture(scope="session")
-def base_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The bundled model converted to an HF folder once per test session (about 20-50 s)."""
+def base_record(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Path:
+    """``models/base`` as prepare_model writes it for the bundled model: a record, the weights in models_dir."""
     from adacot.models import prepare_model
 
     out = tmp_path_factory.mktemp("model") / "base"
     prepare_model("bundled", out)
     return out
+
+
+@pytest.fixture(scope="session")
+def base_model(base_record: Path) -> Path:
+    """The bundled model's HF folder (converted once per test session, about 20-50 s)."""
+    from adacot.models import resolve_weights
+
+    return resolve_weights(base_record)
 
 
 def engine_params(backend: str, max_model_len: int = 1024) -> EngineParams:

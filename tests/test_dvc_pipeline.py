@@ -144,6 +144,23 @@ def test_pipeline_behaviour(project: tuple[Path, dict[str, str]], teacher_server
         "evaluate_student",
     ):
         assert (repo / "metrics" / f"{name}.json").is_file(), name
+    # The models are referenced, not copied: models/base is a record, models/student the LoRA adapter and
+    # its record; the weights live in the machine-local models dir, so the DVC cache stays small.
+    assert sorted(p.name for p in (repo / "models/base").iterdir()) == ["adacot_model.json"]
+    assert sorted(p.name for p in (repo / "models/student").iterdir()) == [
+        "adacot_model.json",
+        "adapter_config.json",
+        "adapter_model.safetensors",
+    ]
+    outs = {
+        o["path"]: o["size"]
+        for s in yaml.safe_load((repo / "dvc.lock").read_text())["stages"].values()
+        for o in s.get("outs", [])
+    }
+    assert outs["models/base"] < 10_000 and outs["models/student"] < 40_000_000, outs
+    cache = sum(p.stat().st_size for p in (repo / ".dvc/cache").rglob("*") if p.is_file())
+    print(f"[dvc-pipeline] outs by size: {outs}; .dvc/cache {cache} bytes")
+    assert cache < 50_000_000  # the bundled model alone is 269 MB
     run(project, "git", "add", "-A")
     run(project, "git", "commit", "-q", "-m", "first repro")
 

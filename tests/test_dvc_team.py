@@ -3,8 +3,9 @@
 Clone A runs the tiny profile (its teacher a loopback server that counts every answer it delivers),
 adds the S3 remote (moto's standalone server, tests/s3_server.py), and pushes outputs, run-cache and its
 paid answers. A fresh clone B pulls and `dvc repro` runs 0 stages; after `adacot cache-pull` its teacher
-stage pays 0 calls for A's questions. A fresh clone C's `dvc repro --pull` restores every stage from the
-remote without running one. In A, two queued experiments with overlapping samples run with
+stage pays 0 calls for A's questions. A fresh clone C's `dvc repro --pull` fetches every stage's outputs
+without running one, and its `dvc exp run --pull` of an experiment A ran restores each stage from the
+run-cache. Before pushing, A runs two queued experiments with overlapping samples with
 `dvc queue start -j 2`: together they pay exactly once per distinct new (question, sample), and the
 answers stay in A's cache. `dvc exp push` / `pull` move an experiment from A to B. Drills: a remote that
 refuses writes, and one that goes away mid-push, give a clear error, leave the local caches intact, and a
@@ -128,6 +129,7 @@ def test_a_team_shares_outputs_run_cache_experiments_and_paid_answers(
     keys = s3.keys()
     assert any(k.startswith("adacot/files/md5/") for k in keys)  # outputs
     assert any(k.startswith("adacot/runs/") for k in keys)  # run-cache
+    assert "output object(s) its entries name" in out(pushed)
     assert any(k.startswith("adacot/adacot/responses/responses-") for k in keys)  # paid answers
 
     # Clone B: pull, then nothing to run; after cache-pull its teacher pays nothing for A's questions.
@@ -173,6 +175,14 @@ def test_a_team_shares_outputs_run_cache_experiments_and_paid_answers(
     assert cache_rows(a) - held_before >= len(new_questions) * attempts
     assert not list((a / ".dvc" / "tmp" / "exps").glob("*/.adacot"))
 
+    # A shares the sweep's run-cache; C's run of one of its experiments is restored stage by stage from it.
+    bash("adacot push-run-cache", a, env)
+    before = teacher.answered
+    replayed = bash("dvc exp run --pull -S dist.hard=0.5", c, env)
+    assert ran_stages(out(replayed)) == set(), out(replayed)[-3000:]
+    assert out(replayed).count("is cached - skipping run") >= 5, out(replayed)[-3000:]
+    assert teacher.answered == before
+    assert sample_ids(c) == expected["hard"]
     # `dvc exp push` from A, `dvc exp pull` in B.
     names = out(bash("dvc exp list --name-only", a, env)).split()
     assert len(names) == 2, names

@@ -1,14 +1,23 @@
-"""Fast tests for model folders (fingerprints, errors), the `adacot` CLI and SFT's no-data failure."""
+"""Fast tests for model folders (fingerprints, records, errors), the `adacot` CLI and SFT's no-data failure."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from adacot.cli import main as cli_main
-from adacot.models import fingerprint_folder, prepare_model, read_model_info, write_model_info
+from adacot.models import (
+    WeightsUnavailable,
+    fingerprint_folder,
+    lora_record,
+    prepare_model,
+    read_model_info,
+    resolve_weights,
+    write_model_info,
+)
 
 
 def _fake_model(folder: Path, weights: bytes = b"weights") -> Path:
@@ -41,13 +50,88 @@ def test_folder_without_weights_is_an_error(tmp_path: Path) -> None:
         fingerprint_folder(folder)
 
 
-def test_prepare_model_from_local_folder_and_bad_path(tmp_path: Path) -> None:
-    src = _fake_model(tmp_path / "src")
+def _cache_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def test_a_local_folder_is_recorded_by_path_not_copied(tmp_path: Path) -> None:
+    src = _fake_model(tmp_path / "src", b"w" * 5000)
+    (src / "tokenizer.json").write_text("{}")
     info = prepare_model(str(src), tmp_path / "out")
-    assert (tmp_path / "out" / "model.safetensors").read_bytes() == b"weights"
-    assert info.fingerprint == fingerprint_folder(src)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["adacot_model.json"]
+    assert _cache_bytes(tmp_path / "out") < 2000  # the record, not the 5,000 bytes of weights
+    # The same id as when the folder was copied and fingerprinted: existing response-cache keys still hit.
+    assert info.fingerprint == fingerprint_folder(src) and info.name == "src"
+    assert read_model_info(tmp_path / "out") == info
+    record = json.loads((tmp_path / "out/adacot_model.json").read_text())
+    assert record["kind"] == "local" and record["weights"] == str(src.absolute())
+    assert sorted(record["manifest"]) == ["config.json", "model.safetensors", "tokenizer.json"]
+    assert record["manifest"]["model.safetensors"]["size"] == 5000
+    assert resolve_weights(tmp_path / "out") == src.absolute()
+    # Preparing the same weights again writes the same record: downstream DVC stages stay up to date.
+    first = (tmp_path / "out/adacot_model.json").read_bytes()
+    prepare_model(str(src), tmp_path / "out")
+    assert (tmp_path / "out/adacot_model.json").read_bytes() == first
+    # A plain HF folder resolves to itself.
+    assert resolve_weights(src) == src
     with pytest.raises(FileNotFoundError, match="neither 'bundled' nor a local"):
         prepare_model(str(tmp_path / "nowhere"), tmp_path / "out2")
+
+
+@pytest.mark.parametrize("change", ["size", "same_size", "new_shard", "removed_file", "folder_gone"])
+def test_a_changed_or_missing_folder_fails_in_one_line_with_the_fix(
+    tmp_path: Path, change: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = _fake_model(tmp_path / "src", b"a" * 3000)
+    prepare_model(str(src), tmp_path / "base")
+    expected = {
+        "size": "model.safetensors has 3,001 bytes, 3,000 recorded",
+        "same_size": "model.safetensors has other contents than recorded (same size)",
+        "new_shard": "model-2.safetensors is new",
+        "removed_file": "config.json is missing",
+        "folder_gone": "is gone; restore it there, or set model.student to where it is now",
+    }[change]
+    if change == "size":
+        (src / "model.safetensors").write_bytes(b"a" * 3001)
+    elif change == "same_size":
+        (src / "model.safetensors").write_bytes(b"a" * 2999 + b"b")
+    elif change == "new_shard":
+        (src / "model-2.safetensors").write_bytes(b"x")
+    elif change == "removed_file":
+        (src / "config.json").unlink()
+    else:
+        shutil.rmtree(src)
+    with pytest.raises(WeightsUnavailable) as raised:
+        resolve_weights(tmp_path / "base")
+    message = str(raised.value)
+    assert expected in message and "dvc repro -f prepare_model" in message and "\n" not in message
+    # The CLI the README's server line uses says the same in one line, and prints no path.
+    assert cli_main(["model-path", str(tmp_path / "base")]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.strip() == f"error: {message}"
+
+
+def test_model_path_prints_only_the_weights_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = _fake_model(tmp_path / "src")
+    prepare_model(str(src), tmp_path / "base")
+    assert cli_main(["model-path", str(tmp_path / "base")]) == 0
+    assert capsys.readouterr().out == f"{src.absolute()}\n"
+    assert cli_main(["model-path", str(tmp_path / "missing")]) == 2
+
+
+def test_lora_record_id_changes_with_adapter_base_and_dtype(tmp_path: Path) -> None:
+    adapter = tmp_path / "student"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text('{"r": 16}')
+    (adapter / "adapter_model.safetensors").write_bytes(b"adapter")
+    base = {"name": "tiny", "fingerprint": "a" * 64, "kind": "local"}
+    first = lora_record(adapter, base, "float32")
+    assert first["name"] == "tiny-sft" and first["source"] == "lora sft of tiny@aaaaaaaaaaaaaaaa"
+    assert lora_record(adapter, base, "float32") == first
+    assert lora_record(adapter, {**base, "fingerprint": "b" * 64}, "float32")["fingerprint"] != first["fingerprint"]
+    assert lora_record(adapter, base, "auto")["fingerprint"] != first["fingerprint"]
+    (adapter / "adapter_model.safetensors").write_bytes(b"adapted")
+    assert lora_record(adapter, base, "float32")["fingerprint"] != first["fingerprint"]
 
 
 def test_train_student_without_rows_fails_in_one_line_and_writes_nothing(tmp_path: Path) -> None:

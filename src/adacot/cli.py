@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -136,14 +137,50 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _push_run_cache(args: argparse.Namespace) -> int:
+    from adacot.llm.sync import RemoteError, push_run_cache
+
+    try:
+        entries, sent = push_run_cache(None, args.remote)
+    except RemoteError as error:
+        print(f"error: push-run-cache: {error}; nothing local changed, run it again to retry")
+        return 1
+    print(f"pushed the run-cache ({entries} stage run(s)) and {sent} output object(s) its entries name")
+    return 0
+
+
 def _estimate(args: argparse.Namespace) -> int:
     from adacot.estimate import estimate_command
+    from adacot.llm import resolve_cache_dir
 
     code, text = estimate_command(
-        args.params, args.set, args.cache_dir, args.pool_dir, args.sample, args.models_dir, as_json=args.json
+        args.params,
+        args.set,
+        args.cache_dir or resolve_cache_dir(),
+        args.pool_dir,
+        args.sample,
+        args.models_dir,
+        as_json=args.json,
     )
     print(text)
     return code
+
+
+def _model_path(args: argparse.Namespace) -> int:
+    """The folder with the weights a model folder names, on stdout alone (for `--model "$(adacot model-path
+    models/base)"`); converting or merging it into the machine-local models dir first where needed."""
+    from adacot.errors import StageFailure
+    from adacot.models import resolve_weights
+
+    if not args.folder.is_dir():
+        print(f"error: no model folder at {args.folder} (run `dvc repro prepare_model` first?)", file=sys.stderr)
+        return 2
+    try:
+        print(resolve_weights(args.folder).absolute())
+    except StageFailure as failure:
+        print(f"error: {failure}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -176,6 +213,11 @@ def main(argv: list[str] | None = None) -> int:
         sync.add_argument("-r", "--remote", help="DVC remote name (default: the repo's default remote)")
         sync.add_argument("--cache", type=Path, help="the cache folder (default: $ADACOT_CACHE_DIR or .adacot/cache)")
         sync.set_defaults(func=_cache_sync)
+    pr = sub.add_parser(
+        "push-run-cache", help="dvc push --run-cache, plus the cache: false outputs its entries name (metrics)"
+    )
+    pr.add_argument("-r", "--remote", help="DVC remote name (default: the repo's default remote)")
+    pr.set_defaults(func=_push_run_cache)
     ex = sub.add_parser("export", help="the kept SFT rows as a datasets folder, chat JSONL and a dataset card")
     ex.add_argument("--out", type=Path, required=True, help="folder to write (dataset/, train.jsonl, README.md)")
     ex.add_argument("--verdicts", type=Path, default=Path("data/sft/verdicts.parquet"))
@@ -187,12 +229,21 @@ def main(argv: list[str] | None = None) -> int:
     es = sub.add_parser("estimate", help="projected requests, tokens and dollars of the pipeline (calls no model)")
     es.add_argument("--params", type=Path, default=Path("params.yaml"))
     es.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE", help="as dvc exp run -S")
-    es.add_argument("--cache-dir", type=Path, default=Path(".adacot/cache"), help="the response cache to count hits in")
+    es.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="the response cache to count hits in (default: $ADACOT_CACHE_DIR or .adacot/cache)",
+    )
     es.add_argument("--pool-dir", type=Path, default=Path("data/pool"), help="prepare_pool's outputs, if any")
     es.add_argument("--sample", type=Path, default=Path("data/sample/questions.parquet"), help="the sample, if any")
     es.add_argument("--models-dir", type=Path, default=Path("models"), help="prepared models (fingerprints only)")
     es.add_argument("--json", action="store_true", help="one JSON document instead of the table")
     es.set_defaults(func=_estimate)
+    mp = sub.add_parser(
+        "model-path", help="the weights folder a model folder (models/base, models/student) names, made if needed"
+    )
+    mp.add_argument("folder", type=Path, help="a prepared model folder, e.g. models/base or models/student")
+    mp.set_defaults(func=_model_path)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     return int(args.func(args))

@@ -329,7 +329,7 @@ def open_scorer(
 
     Returns an object with ``score``, ``grader_id`` and ``close``.
     """
-    from adacot.models import read_model_info
+    from adacot.models import read_model_info, resolve_weights
 
     prm, engine, seed = params.prm, params.engine, params.seed
     if prm.backend == "openai":
@@ -348,7 +348,7 @@ def open_scorer(
 
         if not vllm_importable():
             raise RuntimeError("prm.kind=discriminative needs vLLM (its pooling runner): install the cpu or gpu extra")
-        return VllmProcessRewardModel(path, read_model_info(path).model_id, engine, seed)
+        return VllmProcessRewardModel(resolve_weights(path), read_model_info(path).model_id, engine, seed)
     if prm.kind == "generative":
         from adacot.llm import open_local_model
 

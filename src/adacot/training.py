@@ -1,9 +1,11 @@
 """Supervised fine-tuning of the student on the kept chains of thought (TRL SFTTrainer + PEFT LoRA).
 
 Rows are TRL's conversational prompt/completion format, so the loss covers the completion only. On CPU
-the settings DESIGN.md §5 measured are forced explicitly (fp32, no gradient checkpointing). With LoRA the
-adapter is merged into the base weights and the merged model is saved as a plain HF folder, so the tuned
-student is evaluated by the same engine as the base. This module does not generate or evaluate.
+the settings DESIGN.md §5 measured are forced explicitly (fp32, no gradient checkpointing). With LoRA only
+the adapter is saved, with a record of its base (``adacot.models.write_lora_record``): the out stays a few
+MB however big the base, and ``adacot.models.resolve_weights`` merges it into the machine-local models dir
+where the student is used, so it is evaluated by the same engine as the base. A full fine-tune
+(``sft.lora: false``) saves the whole model as a plain HF folder. This module does not generate or evaluate.
 """
 
 from __future__ import annotations
@@ -15,13 +17,13 @@ from typing import Any
 
 from adacot.config import SftParams
 from adacot.errors import StageFailure
-from adacot.models import read_model_info, write_model_info
+from adacot.models import reference_of, resolve_weights, write_lora_record, write_model_info
 
 
 def train_student(
     rows: list[dict[str, Any]], base_dir: Path, out_dir: Path, sft: SftParams, seed: int, work_dir: Path
 ) -> dict[str, Any]:
-    """Fine-tune the model at ``base_dir`` on ``rows`` and save the merged result at ``out_dir``.
+    """Fine-tune the model ``base_dir`` names on ``rows``; save the adapter (LoRA) or the model at ``out_dir``.
 
     No rows is a ``StageFailure``: a "tuned" student that is a copy of the base would be evaluated and
     compared as if it had learnt something.
@@ -31,7 +33,8 @@ def train_student(
             "train_student: the SFT data has 0 rows, nothing to train on; verify_solutions' "
             "metrics say why no solution was kept"
         )
-    base_info = read_model_info(base_dir)
+    base = reference_of(base_dir)
+    base_weights = resolve_weights(base_dir)
     if out_dir.exists():
         shutil.rmtree(out_dir)
 
@@ -42,8 +45,10 @@ def train_student(
 
     torch.manual_seed(seed)
     dataset = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
-    tokenizer = AutoTokenizer.from_pretrained(base_dir)
-    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32 if sft.use_cpu else "auto")
+    tokenizer = AutoTokenizer.from_pretrained(base_weights)
+    # The LoRA record keeps this dtype, so merging where the student is used gives what merging here did.
+    merge_dtype = "float32" if sft.use_cpu else "auto"
+    model = AutoModelForCausalLM.from_pretrained(base_weights, dtype=torch.float32 if sft.use_cpu else "auto")
     config = SFTConfig(
         output_dir=str(work_dir),
         num_train_epochs=sft.epochs,
@@ -82,12 +87,22 @@ def train_student(
             f"{result.global_step} steps; lower sft.learning_rate or check the data"
         )
     tuned: Any = trainer.model
-    if sft.lora:
-        tuned = tuned.merge_and_unload()
     out_dir.mkdir(parents=True, exist_ok=True)
-    tuned.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-    info = write_model_info(out_dir, f"{base_info.name}-sft", f"sft of {base_info.model_id}")
+    base_id = f"{base['name']}@{base['fingerprint'][:16]}"
+    if sft.lora:
+        # PEFT writes the base's path into adapter_config.json: the base's id instead keeps the adapter (and
+        # so the student's fingerprint) the same on every machine. The vocabulary is never resized here, so
+        # no embedding layers are saved (PEFT's "auto" would look the id up on the Hugging Face hub). Its
+        # model card README is not needed.
+        for adapter_config in tuned.peft_config.values():
+            adapter_config.base_model_name_or_path = base_id
+        tuned.save_pretrained(out_dir, save_embedding_layers=False)
+        (out_dir / "README.md").unlink(missing_ok=True)
+        info = write_lora_record(out_dir, base, merge_dtype)
+    else:
+        tuned.save_pretrained(out_dir)
+        tokenizer.save_pretrained(out_dir)
+        info = write_model_info(out_dir, f"{base['name']}-sft", f"sft of {base_id}")
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return {
         "train_rows": len(rows),

@@ -62,17 +62,19 @@ def resolve_backend(engine: EngineParams) -> str:
 
 
 def open_local_model(path: Path, engine: EngineParams, seed: int) -> ChatModel:
-    """Load the HF folder at ``path`` with the configured backend."""
-    from adacot.models import read_model_info
+    """Load the model ``path`` names (an HF folder, or a reference record such as ``models/base``, resolved
+    by ``adacot.models.resolve_weights``) with the configured backend."""
+    from adacot.models import read_model_info, resolve_weights
 
     model_id = read_model_info(path).model_id
+    weights = resolve_weights(path)
     if resolve_backend(engine) == "vllm":
         from adacot.llm.vllm_backend import VllmChatModel
 
-        return VllmChatModel(path, model_id, engine, seed)
+        return VllmChatModel(weights, model_id, engine, seed)
     from adacot.llm.transformers_backend import TransformersChatModel
 
-    return TransformersChatModel(path, model_id, engine, seed)
+    return TransformersChatModel(weights, model_id, engine, seed)
 
 
 class ApiKeyMissing(RuntimeError):

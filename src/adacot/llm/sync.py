@@ -139,3 +139,30 @@ def _attached(db: sqlite3.Connection) -> bool:
 def _reason(error: BaseException) -> str:
     text = str(error).strip().splitlines()[0] if str(error).strip() else ""
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def push_run_cache(repo_root: Path | None = None, remote: str | None = None) -> tuple[int, int]:
+    """``dvc push --run-cache`` plus the outputs every run-cache entry names: (entries, objects sent).
+
+    DVC pushes the run-cache's entries but not its copies of ``cache: false`` outputs (the metrics files
+    here), so a clone restoring a stage from the run-cache alone (``dvc exp run --pull`` of an experiment a
+    teammate already ran) found them missing and ran the stage again. This pushes, through DVC's own
+    transfer, every object the local run-cache entries name that the local cache holds.
+    """
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        repo = Repo(str(repo_root) if repo_root else None)
+        repo.push(run_cache=True, remote=remote)
+        stage_cache = repo.stage_cache
+        runs = [(f.parent.name, f.name) for f in Path(stage_cache.cache_dir).glob("*/*/*") if f.is_file()]
+        objects: set[Any] = set()
+        for used in stage_cache.get_used_objs(runs).values():
+            objects.update(h for h in used if h.value and repo.cache.local.exists(h.value))
+        result = repo.cloud.push(objects, remote=remote)
+    except DvcException as error:
+        raise RemoteError(f"run-cache push failed: {_reason(error)}") from None
+    if result.failed:
+        raise RemoteError(f"run-cache push: {len(result.failed)} object(s) failed to upload")
+    return len(runs), len(result.transferred)
