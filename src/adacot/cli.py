@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -151,12 +152,14 @@ def _push_run_cache(args: argparse.Namespace) -> int:
 
 def _estimate(args: argparse.Namespace) -> int:
     from adacot.estimate import estimate_command
-    from adacot.llm import resolve_cache_dir
+    from adacot.llm.cache import CACHE_DIR_ENV, DEFAULT_CACHE_DIR, resolve_cache_dir
 
+    # Default: the project's own cache (relative to the params file's folder) unless the environment moves it.
+    cache_dir = args.cache_dir or (resolve_cache_dir() if os.environ.get(CACHE_DIR_ENV) else DEFAULT_CACHE_DIR)
     code, text = estimate_command(
         args.params,
         args.set,
-        args.cache_dir or resolve_cache_dir(),
+        cache_dir,
         args.pool_dir,
         args.sample,
         args.models_dir,
