@@ -6,6 +6,7 @@ S3 server (moto) with a remote that refuses writes and one that goes away mid-pu
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -81,3 +82,42 @@ def test_the_commands_use_the_repos_default_remote(
     assert "pulled 1 snapshot(s)" in capsys.readouterr().out
     assert main(["cache-push", "-r", "nosuch"]) == 1
     assert "error: cache-push: no usable DVC remote" in capsys.readouterr().out
+
+
+def test_push_run_cache_lets_a_clone_restore_a_stage_with_an_uncached_metrics_file(tmp_path: Path) -> None:
+    """`dvc push --run-cache` leaves out the run-cache's copy of a `cache: false` output; without it a clone
+    restoring from the run-cache alone runs the stage again. `adacot push-run-cache` pushes it too."""
+    env = {
+        **os.environ,
+        "DVC_NO_ANALYTICS": "1",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+    env.update({"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x.invalid", "GIT_COMMITTER_NAME": "t"})
+    env["GIT_COMMITTER_EMAIL"] = "t@x.invalid"
+    a = tmp_path / "a"
+    a.mkdir()
+    (a / "gen.py").write_text('open("out.txt", "w").write("hi")\nopen("m.json", "w").write("{\\"x\\": 1}")\n')
+    (a / "dvc.yaml").write_text(
+        "stages:\n  one:\n    cmd: python gen.py\n    deps: [gen.py]\n    outs: [out.txt]\n"
+        "    metrics:\n      - m.json:\n          cache: false\n"
+    )
+
+    def sh(script: str, cwd: Path) -> str:
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script], cwd=cwd, env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout + done.stderr
+
+    sh(f"git init -q && dvc init -q && dvc remote add -q -d r {tmp_path / 'remote'} && dvc repro -q", a)
+    sh("git add -A && git commit -qm run && adacot push-run-cache", a)
+    # The gap, shown: DVC's own push to a second remote, and a clone restoring from that one runs the stage.
+    sh(f"dvc remote add -q plain {tmp_path / 'plain'} && git commit -qam plain && dvc push -q --run-cache -r plain", a)
+    sh(f"git clone -q {a} {tmp_path / 'c'}", tmp_path)
+    rerun = sh("dvc remote default plain && git rm -q dvc.lock && dvc repro --pull", tmp_path / "c")
+    assert "Running stage 'one'" in rerun, rerun
+    sh(f"git clone -q {a} {tmp_path / 'b'}", tmp_path)
+    restored = sh("git rm -q dvc.lock && dvc repro --pull", tmp_path / "b")
+    assert "Stage 'one' is cached - skipping run, checking out outputs" in restored, restored
+    assert "Running stage" not in restored
+    assert (tmp_path / "b" / "m.json").read_text() == '{"x": 1}'
