@@ -206,3 +206,25 @@ BAND_RULE = LevelsParams(
     aggregate="min",
     score_attempt="best",
 )
+
+
+def write_teacher_sample(path: Path, questions: Any) -> None:
+    """``questions`` (rows of a pool table) as a sample_questions output, every one at level extreme: the
+    input the teacher stage reads, for the drills that run its script on its own."""
+    import polars as pl
+
+    from adacot.schemas import SAMPLE, conform, write_table
+
+    frame = questions.with_columns(
+        attempts=pl.lit(2, pl.Int32),
+        correct=pl.lit(0, pl.Int32),
+        pass_rate=pl.lit(0.0),
+        prm_score=pl.lit(0.1),
+        tests_passed_share=pl.lit(None, pl.Float64),
+        level=pl.lit("extreme"),
+        grader_version=pl.lit("test"),
+        completion_tokens=pl.lit(0, pl.Int64),
+        target_share=pl.lit(1.0),
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_table(conform(frame, SAMPLE, "sample"), SAMPLE, path)

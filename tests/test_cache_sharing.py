@@ -19,15 +19,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 import pytest
 import yaml
-from conftest import ROOT
+from conftest import ROOT, write_teacher_sample
 from openai_fake_server import FakeOpenAIServer
 
 from adacot.llm import Completion, ResponseCache, resolve_cache_dir
 from adacot.pools import generate_synthetic
-from adacot.schemas import SAMPLE, SOLUTIONS, conform, read_table, write_table
+from adacot.schemas import SOLUTIONS, read_table
 
 
 def test_the_cache_lives_under_dvc_root_unless_the_environment_moves_it(
@@ -102,20 +101,7 @@ SECRET = "sk-adacot-sharing-drill-7a41c0e2"
 
 
 def _write_sample(path: Path, ids: range) -> None:
-    pool = generate_synthetic(8, seed=0, split="pool")
-    frame = pool[list(ids)].with_columns(
-        attempts=pl.lit(2, pl.Int32),
-        correct=pl.lit(0, pl.Int32),
-        pass_rate=pl.lit(0.0),
-        prm_score=pl.lit(0.1),
-        tests_passed_share=pl.lit(None, pl.Float64),
-        level=pl.lit("extreme"),
-        grader_version=pl.lit("test"),
-        completion_tokens=pl.lit(0, pl.Int64),
-        target_share=pl.lit(1.0),
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_table(conform(frame, SAMPLE, "sample"), SAMPLE, path)
+    write_teacher_sample(path, generate_synthetic(8, seed=0, split="pool")[list(ids)])
 
 
 def _copy(repo: Path, name: str, params_raw: dict[str, Any], url: str, ids: range) -> Path:

@@ -194,8 +194,8 @@ def test_a_team_shares_outputs_run_cache_experiments_and_paid_answers(
     print(
         json.dumps(
             {
-                "push_s (git push, dvc push, dvc push --run-cache, adacot cache-push)": round(push_s, 1),
-                "pull_s (git clone, dvc pull, dvc repro, adacot cache-pull)": round(pull_s, 1),
+                "push_s (the team-push block: git push, dvc push, adacot push-run-cache, adacot cache-push)": round(push_s, 1),
+                "pull_s (the team-pull block: git clone, dvc pull, dvc repro, adacot cache-pull)": round(pull_s, 1),
                 "queue_s (2 experiments, -j 2)": round(queue_s, 1),
                 "queued sweep: calls paid": paid,
                 "queued sweep: distinct new questions": len(new_questions),

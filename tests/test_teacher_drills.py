@@ -18,14 +18,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 import pytest
 import yaml
-from conftest import ROOT
+from conftest import ROOT, write_teacher_sample
 from openai_fake_server import FakeOpenAIServer
 
 from adacot.pools import generate_synthetic
-from adacot.schemas import SAMPLE, SOLUTIONS, conform, read_table, write_table
+from adacot.schemas import SOLUTIONS, read_table
 
 pytestmark = pytest.mark.slow
 
@@ -35,22 +34,7 @@ SECRET = "sk-adacot-crash-drill-0f3c9a71"
 
 
 def _sample(path: Path) -> None:
-    frame = (
-        generate_synthetic(8, seed=0, split="pool")
-        .head(QUESTIONS)
-        .with_columns(
-            attempts=pl.lit(2, pl.Int32),
-            correct=pl.lit(0, pl.Int32),
-            pass_rate=pl.lit(0.0),
-            prm_score=pl.lit(0.1),
-            tests_passed_share=pl.lit(None, pl.Float64),
-            level=pl.lit("extreme"),
-            grader_version=pl.lit("test"),
-            completion_tokens=pl.lit(0, pl.Int64),
-            target_share=pl.lit(1.0),
-        )
-    )
-    write_table(conform(frame, SAMPLE, "sample"), SAMPLE, path)
+    write_teacher_sample(path, generate_synthetic(8, seed=0, split="pool").head(QUESTIONS))
 
 
 def _project(tmp_path: Path, params_raw: dict[str, Any], url: str) -> Path:
