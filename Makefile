@@ -48,5 +48,6 @@ lint: setup
 test-fast: setup
 	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m pytest -m "not slow"
 
+# The response cache (README "The response cache"): ADACOT_CACHE_DIR when set, else the repo's .adacot/cache.
 clean-cache:
-	rm -rf .adacot/cache
+	rm -rf "$${ADACOT_CACHE_DIR:-.adacot/cache}"
