@@ -28,7 +28,7 @@ import socket
 import sqlite3
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,6 +125,13 @@ class CacheStats:
         return metrics
 
 
+def rows_for_keys(db: sqlite3.Connection, query: str, keys: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+    """The rows of ``query`` (whose ``{marks}`` is a key list) for every key, 500 keys per statement."""
+    for start in range(0, len(keys), 500):
+        chunk = list(keys[start : start + 500])
+        yield from db.execute(query.format(marks=",".join("?" * len(chunk))), chunk)
+
+
 class ResponseCache:
     """A key → Completion store in SQLite, safe across processes and crashes."""
 
@@ -157,12 +164,8 @@ class ResponseCache:
 
     def get_many(self, keys: Sequence[str]) -> dict[str, Completion]:
         found: dict[str, Completion] = {}
-        for start in range(0, len(keys), 500):
-            chunk = list(keys[start : start + 500])
-            marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(f"SELECT key, value FROM responses WHERE key IN ({marks})", chunk)
-            for key, value in rows:
-                found[key] = Completion(**{**json.loads(value), "cached": True})
+        for key, value in rows_for_keys(self._db, "SELECT key, value FROM responses WHERE key IN ({marks})", keys):
+            found[key] = Completion(**{**json.loads(value), "cached": True})
         return found
 
     def put_many(self, items: Sequence[tuple[str, Completion]]) -> None:
@@ -190,21 +193,14 @@ class ResponseCache:
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             held: dict[str, tuple[str, str, int, str, float]] = {}
-            for start in range(0, len(keys), 500):
-                chunk = list(keys[start : start + 500])
-                marks = ",".join("?" * len(chunk))
-                for key, owner, host, pid, started, at in self._db.execute(
-                    f"SELECT key, owner, host, pid, started, claimed_at FROM claims WHERE key IN ({marks})", chunk
-                ):
-                    held[key] = (owner, host, pid, started, at)
+            query = "SELECT key, owner, host, pid, started, claimed_at FROM claims WHERE key IN ({marks})"
+            for key, owner, host, pid, started, at in rows_for_keys(self._db, query, keys):
+                held[key] = (owner, host, pid, started, at)
             alive: dict[tuple[str, int, str], bool] = {}
             others: set[str] = set()
-            for start in range(0, len(keys), 500):
-                chunk = list(keys[start : start + 500])
-                marks = ",".join("?" * len(chunk))
-                others.update(
-                    k for (k,) in self._db.execute(f"SELECT key FROM responses WHERE key IN ({marks})", chunk)
-                )
+            others.update(
+                k for (k,) in rows_for_keys(self._db, "SELECT key FROM responses WHERE key IN ({marks})", keys)
+            )
             for key, (owner, host, pid, started, at) in held.items():
                 if owner == self.owner:
                     continue

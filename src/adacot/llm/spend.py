@@ -98,13 +98,10 @@ def held_keys(cache_file: Path | None, keys: Sequence[str]) -> set[str]:
     """The ``keys`` the response cache file holds (none when there is no file; the file is not created)."""
     if cache_file is None or not cache_file.is_file() or not keys:
         return set()
-    held: set[str] = set()
+    from adacot.llm.cache import rows_for_keys
+
     with closing(sqlite3.connect(cache_file, timeout=600)) as db:
-        for start in range(0, len(keys), 500):
-            chunk = list(keys[start : start + 500])
-            marks = ",".join("?" * len(chunk))
-            held.update(k for (k,) in db.execute(f"SELECT key FROM responses WHERE key IN ({marks})", chunk))
-    return held
+        return {k for (k,) in rows_for_keys(db, "SELECT key FROM responses WHERE key IN ({marks})", keys)}
 
 
 @dataclass(frozen=True)
