@@ -1,8 +1,9 @@
-"""DVC stage generate_solutions: the teacher writes m chains of thought per sampled question."""
+"""DVC stage generate_solutions: the teacher writes m chains of thought per sampled question (or, with
+teacher.backend=reference, each question's own worked solution is the answer)."""
 
 from pathlib import Path
 
-from adacot.generation import generate_solutions
+from adacot.generation import generate_solutions, reference_solutions
 from adacot.llm import ResponseCache, resolve_cache_dir
 from adacot.llm.roles import sampling_from, teacher_model
 from adacot.schemas import SAMPLE, SOLUTIONS, read_table, write_table
@@ -23,17 +24,21 @@ def main() -> None:
     )
     teacher = params.teacher
     sample = read_table(Path(args.sample), SAMPLE)
-    with teacher_model(params, args.base_model) as (model, price):
-        solutions, metrics = generate_solutions(
-            sample,
-            model,
-            load_prompts(args.prompts, params.domain),
-            sampling_from(teacher, params.seed),
-            teacher.attempts,
-            ResponseCache(resolve_cache_dir(args.cache_dir)),
-            params.engine.batch_requests,
-            price,
-        )
+    prompts = load_prompts(args.prompts, params.domain)
+    if teacher.backend == "reference":  # no model: nothing to open, ask or cache
+        solutions, metrics = reference_solutions(sample, prompts, params.domain)
+    else:
+        with teacher_model(params, args.base_model) as (model, price):
+            solutions, metrics = generate_solutions(
+                sample,
+                model,
+                prompts,
+                sampling_from(teacher, params.seed),
+                teacher.attempts,
+                ResponseCache(resolve_cache_dir(args.cache_dir)),
+                params.engine.batch_requests,
+                price,
+            )
     write_table(solutions, SOLUTIONS, Path(args.solutions))
     write_metrics(args.metrics, metrics)
 

@@ -432,14 +432,19 @@ class SampleParams(Section):
 
 
 class TeacherParams(SamplingParamsSection):
-    """`teacher`: which model writes the chains of thought, and how many tries it gets."""
+    """`teacher`: which model writes the chains of thought, and how many tries it gets.
 
-    backend: Backend
+    ``backend: reference`` asks no model: each question's own worked solution (its source's
+    ``fields.solution``; the generator writes one for every question) is the one answer per question, the
+    "human solutions" baseline; ``model``, ``attempts`` and the decoding keys are then unused.
+    """
+
+    backend: Literal["local", "openai", "reference"]
     model: str = Field(
         min_length=1,
         description="local: 'base' (the prepared student base, offline) or an HF folder; openai: the served model",
     )
-    attempts: int = Field(ge=1, description="m: solutions per question")
+    attempts: int = Field(ge=1, description="m: solutions per question (reference: always one)")
     keep_unverified: bool
     api: ApiOverride = Field(description="openai: keys of `api` that differ for the teacher ({} = none)")
 

@@ -13,7 +13,8 @@ decontamination: a count from params, at most what prepare_pool keeps; a hub sou
 ``limit``). Upper bounds where the pipeline decides later: score_failures assumes every question fails
 (``prm.max_attempts`` attempts x ``prm.max_steps`` steps each, every step as long as
 ``prm.max_step_chars``); generate_solutions asks ``sample.size x teacher.attempts`` (the sample is known,
-and its cache hits counted, only when data/sample holds one of that size).
+and its cache hits counted, only when data/sample holds one of that size), or nothing at all with
+``teacher.backend: reference`` (the questions' own solutions: 0 requests, 0 tokens, $0).
 
 It never calls a model and never loads weights: a local model's cache identity is read from its folder's
 fingerprint file, and without it (a fresh clone) its cache hits are unknown. This module is for the
@@ -234,6 +235,14 @@ def _with_basis(estimate: StageEstimate, basis: str) -> StageEstimate:
 
 def _teacher_estimate(params: Params, prompts: PromptSet, inputs: Inputs) -> StageEstimate:
     teacher = params.teacher
+    if teacher.backend == "reference":  # the questions' own solutions: no model, no request, no cost
+        size = min(params.sample.size, inputs.pool.count) if inputs.sample is None else len(inputs.sample)
+        return StageEstimate(
+            stage="generate_solutions", role="teacher", model="reference", backend="reference", answers=size,
+            cached=0, requests_to_send=0, prompt_tokens=0, completion_tokens=0, usd=0.0,
+            basis="teacher.backend=reference: each question's own solution, no model is asked",
+            note=f"{size} questions x 1 reference solution",
+        )  # fmt: skip
     sampling = sampling_from(teacher, params.seed)
     model_id: str | None
     if teacher.backend == "openai":

@@ -2,9 +2,10 @@
 
 Pure functions on frames. ``generate_synthetic`` makes seeded arithmetic and word problems at five
 generator tiers (1-digit sums up to multi-step word problems) so that even the 135M bundled student has
-questions at every difficulty level. ``build_pool_and_benchmarks`` joins the loaded sources, rejects golds
-the verifier cannot grade, and drops pool questions that repeat or leak from a benchmark (exact text or a
-shared word n-gram), each as a reject with its reason. An empty pool or benchmark fails the stage
+questions at every difficulty level, each with a worked solution written from the values drawn.
+``build_pool_and_benchmarks`` joins the loaded sources, rejects golds the verifier cannot grade, and drops
+pool questions that repeat or leak from a benchmark (exact text or a shared word n-gram), each as a reject
+with its reason. An empty pool or benchmark fails the stage
 (``StageFailure``): every later stage would work on nothing. This module does not read files
 (``sources``) and does not grade questions (``grading``).
 """
@@ -29,38 +30,68 @@ _NAMES = ("Ava", "Ben", "Chen", "Dara", "Eli", "Fatima", "Gus", "Hana", "Ivan", 
 _ITEMS = ("apples", "marbles", "stickers", "books", "pencils", "shells", "cards", "coins")
 
 
-def _tier1(rng: random.Random) -> tuple[str, int]:
+def _answer_line(answer: int) -> str:
+    return f"The answer is \\boxed{{{answer}}}."
+
+
+# Each tier returns (question, answer, worked solution). The solution is written from the values already
+# drawn and draws nothing itself: the questions, answers and ids (and so the response cache keys of every
+# committed run) stay exactly what they were before the generator wrote solutions.
+
+
+def _tier1(rng: random.Random) -> tuple[str, int, str]:
     a, b = rng.randint(1, 9), rng.randint(1, 9)
-    return f"What is {a} + {b}?", a + b
+    return f"What is {a} + {b}?", a + b, f"{a} + {b} = {a + b}.\n{_answer_line(a + b)}"
 
 
-def _tier2(rng: random.Random) -> tuple[str, int]:
+def _tier2(rng: random.Random) -> tuple[str, int, str]:
     name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
     a, b = rng.randint(2, 9), rng.randint(1, 9)
     if rng.random() < 0.5:
-        return f"{name} has {a} {item} and gets {b} more. How many {item} does {name} have now?", a + b
+        return (
+            f"{name} has {a} {item} and gets {b} more. How many {item} does {name} have now?",
+            a + b,
+            f"{name} starts with {a} {item} and gets {b} more, so {name} has {a} + {b} = {a + b} {item}.\n"
+            f"{_answer_line(a + b)}",
+        )
     a = a + b
-    return f"{name} has {a} {item} and gives away {b}. How many {item} does {name} have left?", a - b
-
-
-def _tier3(rng: random.Random) -> tuple[str, int]:
-    while True:
-        a, b = rng.randint(11, 89), rng.randint(11, 89)
-        if a % 10 + b % 10 >= 10:  # force a carry: the 135M student almost never gets these right
-            return f"What is {a} + {b}?", a + b
-
-
-def _tier4(rng: random.Random) -> tuple[str, int]:
-    name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
-    boxes, per, extra = rng.randint(3, 9), rng.randint(4, 12), rng.randint(2, 19)
     return (
-        f"{name} has {boxes} boxes with {per} {item} in each box and finds {extra} more {item}. "
-        f"How many {item} does {name} have in total?",
-        boxes * per + extra,
+        f"{name} has {a} {item} and gives away {b}. How many {item} does {name} have left?",
+        a - b,
+        f"{name} starts with {a} {item} and gives away {b}, so {name} has {a} - {b} = {a - b} {item} left.\n"
+        f"{_answer_line(a - b)}",
     )
 
 
-def _tier5(rng: random.Random) -> tuple[str, int]:
+def _tier3(rng: random.Random) -> tuple[str, int, str]:
+    while True:
+        a, b = rng.randint(11, 89), rng.randint(11, 89)
+        if a % 10 + b % 10 >= 10:  # force a carry: the 135M student almost never gets these right
+            ones, tens = a % 10 + b % 10, a // 10 + b // 10 + 1
+            return (
+                f"What is {a} + {b}?",
+                a + b,
+                f"Add the ones: {a % 10} + {b % 10} = {ones}; write {ones % 10} and carry 1.\n"
+                f"Add the tens: {a // 10} + {b // 10} + 1 = {tens}.\n"
+                f"So {a} + {b} = {a + b}.\n{_answer_line(a + b)}",
+            )
+
+
+def _tier4(rng: random.Random) -> tuple[str, int, str]:
+    name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
+    boxes, per, extra = rng.randint(3, 9), rng.randint(4, 12), rng.randint(2, 19)
+    boxed = boxes * per
+    return (
+        f"{name} has {boxes} boxes with {per} {item} in each box and finds {extra} more {item}. "
+        f"How many {item} does {name} have in total?",
+        boxed + extra,
+        f"The boxes hold {boxes} x {per} = {boxed} {item}.\n"
+        f"With the {extra} found, {name} has {boxed} + {extra} = {boxed + extra} {item}.\n"
+        f"{_answer_line(boxed + extra)}",
+    )
+
+
+def _tier5(rng: random.Random) -> tuple[str, int, str]:
     name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
     boxes, per = rng.randint(12, 48), rng.randint(6, 24)
     sold = rng.randint(10, boxes * per // 2)
@@ -72,6 +103,9 @@ def _tier5(rng: random.Random) -> tuple[str, int]:
         f"A shop has {total} {item}. It sells {sold} of them, then {name} shares the rest equally among "
         f"{friends} friends. How many {item} does each friend get?",
         left // friends,
+        f"After selling {sold}, the shop has {total} - {sold} = {left} {item} left.\n"
+        f"Shared equally among {friends} friends, each gets {left} / {friends} = {left // friends} {item}.\n"
+        f"{_answer_line(left // friends)}",
     )
 
 
@@ -82,7 +116,8 @@ def generate_synthetic(
     per_tier: int, seed: int, split: str, name: str = "synthetic", tiers: Sequence[int] = TIERS
 ) -> pl.DataFrame:
     """``per_tier`` distinct generated questions at each of ``tiers``, deterministic in (seed, split, tiers);
-    ``name`` is their source name and id prefix."""
+    ``name`` is their source name and id prefix. Each carries a step-by-step ``solution`` ending in the boxed
+    answer (the reference teacher's answer, ``teacher.backend: reference``)."""
     unknown = sorted(set(tiers) - set(TIERS))
     if unknown:
         raise ValueError(f"generator tiers are {list(TIERS)}; unknown: {unknown}")
@@ -95,7 +130,7 @@ def generate_synthetic(
             tries += 1
             if tries > per_tier * 200:
                 raise ValueError(f"tier {tier} cannot produce {per_tier} distinct questions; lower the count")
-            question, answer = _GENERATORS[tier](rng)
+            question, answer, solution = _GENERATORS[tier](rng)
             if question in seen:
                 continue
             seen.add(question)
@@ -106,6 +141,7 @@ def generate_synthetic(
                     "question": question,
                     "gold": str(answer),
                     "generator_tier": tier,
+                    "solution": solution,
                 }
             )
     return conform(pl.DataFrame(rows, schema=QUESTIONS) if rows else empty(QUESTIONS), QUESTIONS, "synthetic")

@@ -5,8 +5,9 @@ A source is one entry of ``pool.sources`` or ``benchmarks`` (``config.SourcePara
 question, answer, solution, options and (code) tests, and how the gold answer is written (its *gold kind*;
 for ``code`` the gold is the row's tests, read by ``adacot.codetests``). This module
 reads those rows (it is the one place that opens user data files), checks the field map against the
-columns found, turns each row into a question with a parsed gold, or into a reject with the reason, and
-shuffles multiple-choice options with a seed. It does not draw limits, deduplicate or decontaminate
+columns found, turns each row into a question with a parsed gold (and its worked solution, a GSM8K one
+cleaned by ``gsm8k_solution``), or into a reject with the reason, and shuffles multiple-choice options with
+a seed. It does not draw limits, deduplicate or decontaminate
 (``pools``), and it does not judge answers (``adacot.verify``).
 """
 
@@ -35,6 +36,7 @@ LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _SUFFIX_FORMAT = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 _INTEGER = re.compile(r"^[+-]?\d+(?:\.0*)?$")
 _NUMBER = re.compile(r"^[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$|^[+-]?\.\d+$|^[+-]?\d+/\d+$")
+_CALCULATOR = re.compile(r"<<[^<>]*>>")  # GSM8K's calculator annotations: "48/2 = <<48/2=24>>24"
 
 
 def source_format(spec: SourceParams) -> str:
@@ -223,6 +225,18 @@ def parse_gold_kind(raw: Any, kind: str) -> str | None:
     raise ValueError(f"no gold parser for kind {kind!r}")
 
 
+def gsm8k_solution(text: str) -> str:
+    """A GSM8K worked solution as a teacher would write it: the calculator annotations (``<<48/2=24>>``)
+    removed and the final answer after ``####`` written as ``\\boxed{}`` (thousands separators removed,
+    as in the gold). A text without ``####`` keeps its words, annotations removed, and no box is added."""
+    text = _CALCULATOR.sub("", text).replace("\r\n", "\n").strip()
+    answer = parse_gold(text, "gsm8k")
+    if answer is None:
+        return text
+    body = text[: text.rfind("####")].rstrip()
+    return f"{body}\nThe answer is \\boxed{{{answer}}}." if body else f"The answer is \\boxed{{{answer}}}."
+
+
 def choice_question(
     question: str, options: Sequence[Any], answer: Any, seed: str
 ) -> tuple[str, str] | tuple[None, str]:
@@ -342,12 +356,20 @@ def rows_to_questions(
                 "question": question.strip(),
                 "gold": gold,
                 "generator_tier": None,
-                "solution": None if solution is None else str(solution),
+                "solution": _own_solution(solution, spec.gold),
             }
         )
     questions = pl.DataFrame(good, schema=QUESTIONS) if good else empty(QUESTIONS)
     rejects = pl.DataFrame(bad, schema=REJECTS) if bad else empty(REJECTS)
     return questions, rejects
+
+
+def _own_solution(solution: str | None, gold: str | None) -> str | None:
+    # GSM8K's solutions carry calculator annotations and end in "#### answer": cleaned here, once, into the
+    # form a teacher writes. A MATH solution (already boxed) or a code solution (run as it is) is kept as it is.
+    if solution is None:
+        return None
+    return gsm8k_solution(solution) if gold == "gsm8k" else solution
 
 
 def in_range(own_id: Any, id_range: tuple[int, int] | None) -> bool:

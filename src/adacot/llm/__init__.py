@@ -142,6 +142,8 @@ def open_teacher_model(params: Params, base_path: Path) -> tuple[ChatModel, Pric
     """The teacher as params choose it: ``teacher.model`` on the ``teacher.api`` servers, a local folder, or
     ``base`` (the prepared student base at ``base_path``, the only model offline)."""
     teacher = params.teacher
+    if teacher.backend == "reference":  # a caller's bug: the reference teacher is data, not a model
+        raise ValueError("teacher.backend=reference has no model to open; use generation.reference_solutions")
     local_path = base_path if teacher.model == "base" else Path(teacher.model)
     return open_model(
         teacher.backend,
