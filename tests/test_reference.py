@@ -348,3 +348,27 @@ def test_the_reference_teacher_has_no_model_to_open(params_raw: dict[str, Any]) 
     params_raw["teacher"]["backend"] = "reference"
     with pytest.raises(ValueError, match="no model to open"):
         open_teacher_model(parse_params(params_raw), Path("models/base"))
+
+
+def test_the_stage_script_fails_in_one_line_when_no_question_has_a_reference(
+    tmp_path: Path, params_raw: dict[str, Any]
+) -> None:
+    params_raw["teacher"]["backend"] = "reference"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params_raw, sort_keys=False))
+    write_table(_sample([("user-1", "What is 6 x 7?", "42", None)]), SAMPLE, tmp_path / "sample.parquet")
+    done = _stage(
+        tmp_path,
+        "generate_solutions.py",
+        sample=tmp_path / "sample.parquet",
+        base_model=tmp_path / "no-model",
+        prompts=PROMPTS_PATH,
+        cache_dir=tmp_path / "cache",
+        solutions=tmp_path / "solutions.parquet",
+        metrics=tmp_path / "generate.json",
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1].startswith(
+        "error: generate_solutions: teacher.backend=reference but none of the 1 sampled questions has a reference "
+        "solution (by source: user 1)"
+    )
+    assert not (tmp_path / "solutions.parquet").exists()
