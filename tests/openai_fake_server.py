@@ -24,6 +24,7 @@ import json
 import math
 import random
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -97,6 +98,8 @@ class FakeOpenAIServer:
         self._rng = random.Random(seed)
         self.outcomes: Counter[str] = Counter()  # what each HTTP request got
         self.delivered: Counter[str] = Counter()  # request key -> answers delivered
+        self.deliveries: list[tuple[float, str, int]] = []  # (monotonic time, request key, client port) of each
+        self.in_flight = 0  # chat requests received and not yet answered, failed or abandoned
         self.usage: Counter[str] = Counter()  # prompt_tokens, completion_tokens and choices of delivered answers
         self.seen_auth: set[str] = set()
         self.seen_user_agents: set[str] = set()
@@ -173,6 +176,13 @@ class FakeOpenAIServer:
         return web.json_response({"object": "list", "data": [{"id": self.model, "object": "model"}]})
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
+        self.in_flight += 1
+        try:
+            return await self._chat_once(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _chat_once(self, request: web.Request) -> web.StreamResponse:
         auth = request.headers.get("Authorization", "")
         self.seen_auth.add(auth)
         self.seen_user_agents.add(request.headers.get("User-Agent", ""))
@@ -252,6 +262,8 @@ class FakeOpenAIServer:
         key = hashlib.sha256(json.dumps([messages, n, body.get("seed")], sort_keys=True).encode()).hexdigest()
         self.outcomes[outcome] += 1
         self.delivered[key] += 1
+        peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+        self.deliveries.append((time.monotonic(), key, int(peer[1]) if peer else 0))
         user = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
         seed = int(body.get("seed") or 0)
