@@ -128,6 +128,13 @@ def main() -> None:
             "wall_s": round(best, 3),
             "prompt_tok_per_s": round(tokens[mode] / best, 1),
         }
+        flat = [v for row in scores[mode] for v in row]
+        # 0.5: neither yes nor no among the top 20 tokens; 0 or 1: only one of them (read as certain).
+        figures["modes"][mode]["slots_undecided_or_one_sided"] = {
+            "0.5": flat.count(0.5),
+            "0_or_1": sum(v in (0.0, 1.0) for v in flat),
+            "mean_score": round(sum(flat) / max(len(flat), 1), 4),
+        }
     ratio = min(seconds["per_step"]) / min(seconds["single_pass"])
     figures["speedup"] = round(ratio, 2)
     figures["prompt_token_ratio"] = round(tokens["per_step"] / max(tokens["single_pass"], 1), 2)
@@ -172,6 +179,8 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for mode, row in figures["modes"].items():
         print(f"| {mode} | {row['prompts']} | {row['prompt_tokens']} | {row['wall_s']} | {row['prompt_tok_per_s']} |")
+    for mode, row in figures["modes"].items():
+        print(f"{mode} slot scores: {row['slots_undecided_or_one_sided']}")
     print(f"speed-up single_pass vs per_step: {ratio:.2f}x (prompt tokens {figures['prompt_token_ratio']}x fewer)")
     print(f"Spearman per step / attempt / question: {figures['spearman']}")
     lv = figures["levels"]
@@ -179,7 +188,8 @@ def main() -> None:
           f"({lv['moved_by_more_than_one_level']} by more than one)")  # fmt: skip
     print(f"  per_step:    {lv['histogram_per_step']}\n  single_pass: {lv['histogram_single_pass']}")
     if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+        figures["step_scores"] = scores  # per attempt, in failing_attempts order: to recompute agreement
+        Path(args.json).write_text(json.dumps(figures, indent=1) + "\n")
 
 
 def _far_moves(moved: pl.DataFrame) -> int:
