@@ -8,7 +8,12 @@ response cache: each mode pays its full prompt work. Prints, side by side:
 - prompt tokens processed and wall time per mode, and the speed-up (target >= 3x);
 - how far the scores agree: the Spearman rank correlation of the attempt scores (steps combined by
   ``levels.aggregate``) and of the question scores (``levels.score_attempt``), and how many failing
-  questions change level under ``levels`` from params.yaml (the same rule ``build_database`` applies).
+  questions change level under ``levels`` from params.yaml (the same rule ``build_database`` applies);
+- a soundness proxy per mode (no gold step labels exist here): the Spearman correlation of a failing
+  question's score with its pass rate (a student that is nearer solves it more often).
+
+Prompt tokens are what each mode sends (tokenized here); vLLM's prefix caching lets the per-step
+prompts of one attempt share some prefill, so wall time is the figure that counts.
 
 Usage: python bench/judge_throughput.py [--attempts PATH] [--questions PATH] [--model models/base]
        [--limit N] [--repeats 2] [--json OUT]
@@ -111,6 +116,11 @@ def main() -> None:
                 judge = GenerativeJudge(
                     model, mode=mode, judge=judge_wording, batch_requests=params.engine.batch_requests
                 )
+                # Each timed run starts without the previous round's KV blocks (vLLM's prefix cache would
+                # answer a repeated per-step prompt almost free; prompt logprobs never read it).
+                reset = getattr(getattr(model, "_llm", None), "reset_prefix_cache", None)
+                if reset is not None:
+                    reset()
                 start = time.perf_counter()
                 scores[mode] = judge.score(items)
                 seconds[mode].append(time.perf_counter() - start)
@@ -159,6 +169,22 @@ def main() -> None:
         "questions": per_question.select(pl.corr("prm_score", "prm_score_1", method="spearman")).item(),
     }
     figures["spearman"] = {k: round(float(v), 4) for k, v in spearman.items()}
+    # A soundness proxy with no gold steps at hand: among failing questions, a higher pass rate means the
+    # student was nearer, so a sound judge's question score should rise with it (Spearman, per mode).
+    pass_rate = attempts.group_by("question_id").agg(pass_rate=(pl.col("status") == "correct").mean())
+    figures["spearman_with_pass_rate"] = {
+        mode: round(
+            float(
+                question_scores(tables[mode], levels.aggregate, levels.score_attempt)
+                .join(pass_rate, on="question_id")
+                .filter(pl.col("pass_rate") < levels.solved_pass_rate)
+                .select(pl.corr("prm_score", "pass_rate", method="spearman"))
+                .item()
+            ),
+            4,
+        )
+        for mode in tables
+    }
     db = {mode: assign_levels(questions, attempts, levels, tables[mode])[0] for mode in tables}
     joined = (
         db["per_step"]
@@ -183,6 +209,7 @@ def main() -> None:
         print(f"{mode} slot scores: {row['slots_undecided_or_one_sided']}")
     print(f"speed-up single_pass vs per_step: {ratio:.2f}x (prompt tokens {figures['prompt_token_ratio']}x fewer)")
     print(f"Spearman per step / attempt / question: {figures['spearman']}")
+    print(f"Spearman of failing questions' score with their pass rate: {figures['spearman_with_pass_rate']}")
     lv = figures["levels"]
     print(f"levels: {lv['changed']} of {lv['failing_questions']} failing questions change level "
           f"({lv['moved_by_more_than_one_level']} by more than one)")  # fmt: skip
