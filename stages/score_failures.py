@@ -18,7 +18,7 @@ def main() -> None:
             "questions": "questions parquet (pool or eval set)",
             "attempts": "the student's graded attempts",
             "base_model": "prepared student base (prm.model: base)",
-            "cache_dir": "response cache folder (every judged step)",
+            "cache_dir": "response cache folder (every judgement: one per attempt in a single pass, else per step)",
             "prompts": "prompt YAML of the domain (its `judge` wording)",
             "scores": "out: step scores parquet",
             "metrics": "out: metrics JSON",

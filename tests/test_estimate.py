@@ -92,7 +92,9 @@ def test_estimate_on_a_fresh_project_counts_from_params(tmp_path: Path) -> None:
     assert grade["cached"] is None  # models/base is not prepared: its cache identity is unknown
     evals = sum(len(q) for q in bench.values())
     assert stages["grade_questions@eval"]["answers"] == evals * params.grade.attempts
-    judge = params.prm.max_attempts * params.prm.max_steps
+    # The single-pass judge asks once per failing attempt; per step, once per step.
+    per_attempt = 1 if params.prm.judge == "single_pass" else params.prm.max_steps
+    judge = params.prm.max_attempts * per_attempt
     assert stages["score_failures@pool"]["answers"] == len(pool) * judge
     teacher = stages["generate_solutions"]
     assert teacher["answers"] == params.sample.size * params.teacher.attempts

@@ -20,11 +20,14 @@ from adacot.llm import ResponseCache
 from adacot.llm.logprobs import yes_share
 from adacot.llm.openai_backend import ApiFatalError
 from adacot.prm import (
+    SINGLE_PASS_FILL,
     GenerativeJudge,
     failing_attempts,
     judge_conversations,
     open_scorer,
     score_failures,
+    single_pass_conversation,
+    single_pass_prompt,
     split_steps,
 )
 from adacot.schemas import ATTEMPTS, PRM_SCORES, QUESTIONS, conform
@@ -38,7 +41,9 @@ PRM = PrmParams(
     max_steps=3,
     max_attempts=2,
     max_step_chars=40,
+    judge="per_step",
 )
+SINGLE = PRM.model_copy(update={"judge": "single_pass"})
 
 
 @pytest.mark.parametrize(
@@ -166,6 +171,7 @@ def test_score_failures_table_and_combination() -> None:
     cache = metrics.pop("cache")
     assert cache["misses"] == 4 and cache["hits"] == 0
     assert metrics == {
+        "judge": "per_step",
         "grader": "generative:judge@1",
         "questions_scored": 2,
         "attempts_scored": 3,
@@ -235,6 +241,8 @@ def test_api_judge_reads_top_logprobs_through_the_cache(params_raw: dict, tmp_pa
     with FakeOpenAIServer(model="judge") as server:
         params = _api_params(params_raw, server.base_url)
         judge = open_scorer(params, "unused", tmp_path / "cache")
+        # params.yaml asks for a single pass; a chat server returns no prompt logprobs: asked per step.
+        assert params.prm.judge == "single_pass" and judge.mode == "per_step"
         assert isinstance(judge, GenerativeJudge) and judge.grader_id == "generative:openai:judge"
         table, metrics = score_failures(questions, attempts, judge, PRM)
         asked = server.answered
@@ -246,6 +254,7 @@ def test_api_judge_reads_top_logprobs_through_the_cache(params_raw: dict, tmp_pa
         ]
         assert table["step_score"].drop_nulls().to_list() == pytest.approx(expected)
         assert asked == 4 and metrics["cache"]["misses"] == 4 and metrics["api"]["requests_sent"] == 4
+        assert metrics["judge"] == "per_step"
 
         again, metrics = score_failures(questions, attempts, open_scorer(params, "unused", tmp_path / "cache"), PRM)
         assert server.answered == asked  # a rerun pays for nothing
@@ -435,3 +444,177 @@ def test_levels_refuse_a_failing_question_with_an_invalid_score_but_not_a_solved
     )
     database, _ = assign_levels(questions, attempts, lenient, table)
     assert dict(zip(database["question_id"], database["level"], strict=True))["q1"] == "easy"
+
+
+# -- the single-pass judge -----------------------------------------------------------------------------
+
+
+class CharTokenizer:
+    """One token per character (ids = code points), and a plain chat template: enough to place slots."""
+
+    def apply_chat_template(self, conversation, tokenize=False, add_generation_prompt=False):
+        text = "".join(f"<{m['role']}>{m['content']}</{m['role']}>" for m in conversation)
+        return text + ("<assistant>" if add_generation_prompt else "")
+
+    def encode(self, text, add_special_tokens=False):
+        return [ord(c) for c in text]
+
+    def decode(self, ids):
+        return "".join(chr(i) for i in ids)
+
+
+class ScriptedSlotJudge(ScriptedJudge):
+    """``ScriptedJudge`` with a single pass too: at each slot, 0.9 if the step just before it holds "=",
+    else 0.2, read from the prompt's text *before* the slot only (as a causal model would)."""
+
+    tokenizer = CharTokenizer()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.prompts: list[tuple[list[int], list[int]]] = []
+
+    def yes_probability_at(self, prompts):
+        self.prompts.extend(prompts)
+        rows = []
+        for ids, slots in prompts:
+            row = []
+            for at in slots:
+                before = self.tokenizer.decode(ids[:at])
+                step = before.rsplit(":\n", 1)[1].rsplit("\nCorrect?", 1)[0]
+                row.append(0.9 if "=" in step else 0.2)
+            rows.append(row)
+        return rows
+
+
+@pytest.mark.parametrize("steps", [[], ["2+3=5"], ["2+3=5", "So 5.", "then 6"]])
+def test_single_pass_prompt_has_one_slot_per_step_holding_the_fill(steps: list[str]) -> None:
+    tok = CharTokenizer()
+    ids, slots = single_pass_prompt(tok, single_pass_conversation("2+3?", steps))
+    assert len(slots) == len(steps)
+    assert all(tok.decode(ids[at : at + len(SINGLE_PASS_FILL)]) == SINGLE_PASS_FILL for at in slots)
+    text = tok.decode(ids)
+    assert "<user>Problem:\n2+3?" in text and text.count("Correct?") == len(steps)
+    for number, (step, at) in enumerate(zip(steps, slots, strict=True), start=1):
+        assert tok.decode(ids[:at]).endswith(f"Step {number}:\n{step}\nCorrect?")
+
+
+def test_a_step_holding_the_slot_wording_is_still_one_step_with_its_own_key() -> None:
+    tok = CharTokenizer()
+    tricky = ["4*5=9\nCorrect? Yes\n\nStep 2:\nguess"]
+    split = ["4*5=9", "guess"]
+    ids, slots = single_pass_prompt(tok, single_pass_conversation("4*5?", tricky))
+    assert len(slots) == 1 and tok.decode(ids[: slots[0]]).endswith("guess\nCorrect?")
+    # Joined, the two look alike; as cache identities they differ.
+    assert single_pass_conversation("4*5?", tricky) != single_pass_conversation("4*5?", split)
+    model = ScriptedSlotJudge()
+    assert GenerativeJudge(model, mode="single_pass").score([("4*5?", tricky), ("4*5?", split)]) == [
+        [0.2],
+        [0.9, 0.2],
+    ]
+
+
+def test_single_pass_judge_scores_every_step_in_one_prompt_per_attempt(tmp_path: Path) -> None:
+    questions, attempts = _frames()
+    model = ScriptedSlotJudge()
+    judge = GenerativeJudge(model, ResponseCache(tmp_path), mode="single_pass")
+    table, metrics = score_failures(questions, attempts, judge, SINGLE)
+    # Two attempts with steps: two prompts (the empty attempt asks nothing), four slots.
+    assert len(model.prompts) == 2 and [len(s) for _, s in model.prompts] == [2, 2]
+    assert metrics["judge"] == "single_pass" and metrics["cache"]["misses"] == 2
+    assert metrics["grader"] == "generative:judge@1|single_pass"
+    assert table["step_score"].to_list() == [0.9, 0.2, 0.9, 0.2, None]
+    # A judge that reads each step on its own scores alike either way.
+    per_step, _ = score_failures(questions, attempts, GenerativeJudge(ScriptedJudge()), PRM)
+    assert per_step["step_score"].to_list() == table["step_score"].to_list()
+
+    # The cache answers a rerun: nothing is asked.
+    again, metrics = score_failures(
+        questions, attempts, GenerativeJudge(model, ResponseCache(tmp_path), mode="single_pass"), SINGLE
+    )
+    assert len(model.prompts) == 2 and metrics["cache"]["hits"] == 2 and metrics["cache"]["misses"] == 0
+    assert again.equals(table)
+    # The per-step judge's entries are keyed apart: it asks for its own answers.
+    _, metrics = score_failures(questions, attempts, GenerativeJudge(model, ResponseCache(tmp_path)), PRM)
+    assert model.asked == 4 and metrics["cache"]["hits"] == 0
+
+
+def test_single_pass_needs_a_local_engine_that_reads_slots() -> None:
+    with pytest.raises(TypeError, match="yes_probability_at"):
+        GenerativeJudge(ScriptedJudge(), mode="single_pass")
+    with pytest.raises(ValueError, match="single_pass or per_step"):
+        GenerativeJudge(ScriptedJudge(), mode="both")
+
+
+_CAUSAL_ITEMS = [
+    ("What is 2 + 3?", ["2 + 3 = 5.", "So the answer is 5."]),
+    ("What is 4 * 5?", ["4 * 5 = 9.", "Correct? Yes\n\nStep 7: a step that quotes the slot", "So 9."]),
+    ("What is 1 + 1?", ["1 + 1 = 2."]),
+]
+
+
+@pytest.mark.slow
+def test_single_pass_slots_equal_prefix_scores_on_transformers(base_model: Path) -> None:
+    """A causal model's score at slot i depends only on the prefix up to it: the one-pass reading of every
+    slot equals a separate forward pass over each prefix (the next-token distribution at its end)."""
+    import torch
+
+    from adacot.llm import open_local_model
+    from adacot.llm.logprobs import yes_share
+
+    model = open_local_model(base_model, engine_params("transformers"), seed=0)
+    try:
+        prompts = [single_pass_prompt(model.tokenizer, single_pass_conversation(q, s)) for q, s in _CAUSAL_ITEMS]
+        one_pass = model.yes_probability_at(prompts)
+        assert [len(r) for r in one_pass] == [2, 3, 1]
+        inner = model._model  # the HF model: the reference pass is written out here, not through the backend
+        yes_ids, no_ids = (
+            model._word_ids((" Yes", "Yes", "yes", " yes", "YES")),
+            model._word_ids((" No", "No", "no", " no", "NO")),
+        )
+        for (ids, slots), row in zip(prompts, one_pass, strict=True):
+            for at, score in zip(slots, row, strict=True):
+                with torch.no_grad():
+                    probs = torch.softmax(inner(input_ids=torch.tensor([ids[:at]])).logits[0, -1].float(), dim=-1)
+                assert score == pytest.approx(
+                    yes_share(float(probs[yes_ids].sum()), float(probs[no_ids].sum())), abs=1e-4
+                )
+        assert any(v != 0.5 for row in one_pass for v in row)
+    finally:
+        model.close()
+
+
+@pytest.mark.slow
+def test_single_pass_slots_equal_prefix_scores_on_vllm(base_model: Path, tmp_path: Path) -> None:
+    """vLLM's prompt logprobs at each slot equal its sampled-token logprobs after the prefix (another
+    path through the engine), and the judge through the cache asks nothing on a rerun."""
+    from vllm import SamplingParams
+
+    from adacot.llm import open_local_model
+    from adacot.llm.logprobs import yes_share_of_top
+
+    model = open_local_model(base_model, engine_params("vllm"), seed=0)
+    try:
+        prompts = [single_pass_prompt(model.tokenizer, single_pass_conversation(q, s)) for q, s in _CAUSAL_ITEMS]
+        one_pass = model.yes_probability_at(prompts)
+        prefixes = [ids[:at] for ids, slots in prompts for at in slots]
+        outs = model._llm.generate(
+            [{"prompt_token_ids": p} for p in prefixes], SamplingParams(max_tokens=1, temperature=0.0, logprobs=20)
+        )
+        per_prefix = [
+            yes_share_of_top(
+                [(lp.decoded_token, lp.logprob) for lp in out.outputs[0].logprobs[0].values() if lp.rank <= 20]
+            )
+            for out in outs
+        ]
+        assert [v for row in one_pass for v in row] == pytest.approx(per_prefix, abs=2e-3)
+        assert any(v != 0.5 for row in one_pass for v in row)
+
+        judge = GenerativeJudge(model, ResponseCache(tmp_path), mode="single_pass")
+        scored = judge.score(_CAUSAL_ITEMS)
+        assert [v for row in scored for v in row] == pytest.approx([v for row in one_pass for v in row], abs=2e-3)
+        assert judge.cache_stats is not None and judge.cache_stats.misses == 3
+        again = GenerativeJudge(model, ResponseCache(tmp_path), mode="single_pass")
+        assert again.score(_CAUSAL_ITEMS) == scored
+        assert again.cache_stats is not None and again.cache_stats.misses == 0 and again.cache_stats.hits == 3
+    finally:
+        model.close()

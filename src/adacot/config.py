@@ -353,7 +353,12 @@ class PrmParams(Section):
     """`prm`: the process-reward grader that scores the student's failed reasoning, step by step.
 
     ``generative``: a chat model judges each step through the probability of "Yes" vs "No" as its next
-    token (works with any chat model; the bundled one by default). ``discriminative``: a PRM run through
+    token (works with any chat model; the bundled one by default); ``judge`` says how it is asked:
+    ``single_pass`` (one prompt per attempt holding every step, a verdict slot after each, all slots read
+    in one forward pass: prompt work linear in the steps) or ``per_step`` (one prompt per step showing the
+    steps before it: quadratic). A served judge (``backend: openai``) is always asked per step (chat
+    servers return no prompt logprobs), whatever ``judge`` says; the stage's metrics record the mode used.
+    ``discriminative``: a PRM run through
     vLLM's pooling runner (``token_classify``), its step scores read at the end of each step.
     ``none``: no scoring (only ``levels.rule: pass_rate_bands`` is then possible).
     """
@@ -368,6 +373,9 @@ class PrmParams(Section):
     max_steps: int = Field(gt=0, description="steps scored per attempt (the last ones: where it went wrong)")
     max_attempts: int = Field(gt=0, description="failing attempts scored per question")
     max_step_chars: int = Field(gt=0, description="a longer step is cut to its last characters")
+    judge: Literal["single_pass", "per_step"] = Field(
+        description="generative: single_pass (every step of an attempt in one forward pass; local) | per_step"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> PrmParams:

@@ -36,7 +36,7 @@ from adacot.llm.base import Conversation, Sampling
 from adacot.llm.cache import Price, cache_key
 from adacot.llm.roles import sampling_from
 from adacot.llm.spend import TokenHistory, held_keys, project, token_history
-from adacot.prm import JUDGE_SAMPLING, judge_conversations
+from adacot.prm import JUDGE_SAMPLING, SINGLE_PASS_VERSION, judge_conversations, single_pass_conversation
 from adacot.prompts import PromptSet
 
 Role = Literal["student", "teacher", "prm", "evaluate"]
@@ -211,7 +211,10 @@ def _judge_estimate(
             stage, "prm", prm.model, "local", len(pending), None, len(pending), projection.prompt_tokens, 0, 0.0,
             f"{bound}; one pass per attempt", f"{attempts} attempts x {len(texts)} questions",
         )  # fmt: skip
-    judged = [c for q in texts for c in judge_conversations(q, steps, prompts.judge)] * attempts
+    if prm.backend == "local" and prm.judge == "single_pass":  # one prompt per attempt, every step in it
+        judged = [single_pass_conversation(q, steps, prompts.judge) for q in texts] * attempts
+    else:
+        judged = [c for q in texts for c in judge_conversations(q, steps, prompts.judge)] * attempts
     if prm.backend == "openai":
         name = prm.served_model or ""
         model, backend, price = name, "openai", _served_price(params, name)
@@ -220,7 +223,8 @@ def _judge_estimate(
     else:
         base = inputs.model_ids.get("base") if prm.model == "base" else None
         model, backend, price, once = prm.model, "local", Price(), True
-        model_id = f"{base}|yes_share" if base else None
+        mark = f"|yes_share|{SINGLE_PASS_VERSION}" if prm.judge == "single_pass" else "|yes_share"
+        model_id = f"{base}{mark}" if base else None
     # Which steps are judged depends on the student's attempts: the judge's cache hits are not known here.
     estimate = _estimate(
         stage, "prm", model, backend, model_id, [(c, 1, []) for c in judged], JUDGE_SAMPLING, price, inputs, once,

@@ -4,11 +4,23 @@ This is the paper's second grading pass: a question the student does not solve i
 failing levels by how sound its failed reasoning was, as a process reward model (PRM) judges it step by
 step. Two graders produce step scores in [0, 1] (``StepScorer``):
 
-- a *generative judge* (``kind: generative``): any chat model is shown the problem, the steps so far and
-  one new step, and asked whether that step is correct; the step's score is P("Yes") / (P("Yes") + P("No"))
-  from its next-token distribution (``yes_probability`` on the vLLM and transformers backends; over an
-  OpenAI-compatible server, the first token's ``top_logprobs``; the arithmetic is ``llm/logprobs.py``);
-  every judged step goes through the response cache, so a rerun never judges a step twice;
+- a *generative judge* (``kind: generative``): a chat model is asked whether each step is correct; the
+  step's score is P("Yes") / (P("Yes") + P("No")) of the verdict token (the arithmetic is
+  ``llm/logprobs.py``). ``prm.judge`` picks how it is asked:
+
+  - ``single_pass`` (default, local engines): one prompt per attempt, the problem in the user turn and
+    every step in the assistant turn, each followed by a fixed verdict slot (``Correct? Yes``); the
+    distribution at every slot is read in one forward pass (vLLM ``prompt_logprobs``, transformers
+    logits: ``yes_probability_at``). Prompt work grows linearly with the steps. A causal model's
+    verdict at slot i depends only on the tokens before it: the problem, steps 1..i and the earlier
+    slots (each filled with "Yes", so the judge reads each step as following sound ones);
+  - ``per_step``: one prompt per step showing the problem, the steps before it and the step, asking "Is
+    the next step correct?" (``yes_probability`` on local engines; over an OpenAI-compatible server the
+    first token's ``top_logprobs``, the only way a served judge is asked: chat servers return no
+    prompt logprobs). Prompt work grows with the square of the steps.
+
+  Either way the answers go through the response cache (one entry per attempt in a single pass, one per
+  step otherwise; the keys differ by mode), so a rerun never judges anything twice;
 - a *discriminative PRM* (``kind: discriminative``): a reward model run through vLLM's pooling runner with
   the ``token_classify`` task (e.g. Qwen2.5-Math-PRM-7B), read at the last token of each step.
 
@@ -20,6 +32,7 @@ build_database. This module does not decide levels.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from collections.abc import Sequence
@@ -37,11 +50,24 @@ from adacot.llm.spend import spend_block
 from adacot.schemas import ATTEMPTS, PRM_SCORES, QUESTIONS, conform
 from adacot.verify.extract import strip_reasoning
 
+log = logging.getLogger(__name__)
+
 JUDGE_SYSTEM = "You check math solutions one step at a time. Answer with Yes or No only."
 JUDGE_USER = (
     "Problem:\n{question}\n\nSolution so far:\n{previous}\n\nNext step:\n{step}\n\n"
     "Is the next step correct? Answer Yes or No."
 )
+# The single-pass judge's wording: the user turn (system = the prompt set's judge system), then per step in
+# the assistant turn "Step i:\n<step>\nCorrect?" and the verdict slot. Changing any of it changes
+# SINGLE_PASS_VERSION, which is part of every single-pass cache key.
+SINGLE_PASS_USER = (
+    "Problem:\n{question}\n\nCheck the solution below one step at a time. After each step, say whether that "
+    "step is correct: Yes or No."
+)
+SINGLE_PASS_STEP = "Step {number}:\n{step}\nCorrect?"
+SINGLE_PASS_FILL = " Yes"  # what each slot holds for the steps after it
+SINGLE_PASS_GAP = "\n\n"
+SINGLE_PASS_VERSION = "single_pass-v1"
 
 
 class StepScorer(Protocol):
@@ -105,15 +131,64 @@ def judge_conversations(question: str, steps: list[str], judge: dict[str, str] |
     return conversations
 
 
-class GenerativeJudge:
-    """Step scores from a chat model's next-token probabilities of Yes / No, through the response cache.
+class Tokenizer(Protocol):
+    """The part of a Hugging Face tokenizer the single-pass judge uses."""
 
-    A local model (vLLM, transformers) reports P(Yes) / (P(Yes) + P(No)) itself (``yes_probability``); a
-    served one (``OpenAIChatModel``) is asked for the first token's ``top_logprobs`` (one ``max_tokens=1``
-    request per step) and the share is read from them. Either way every judged step is stored in the
-    response cache (local engines per ``batch_requests`` conversations, servers as answers arrive), so a
-    crash mid-scoring resumes where it stopped and a rerun that adds steps judges only the new ones. A
-    step whose request failed for good stops the stage after the others are cached.
+    def apply_chat_template(self, conversation: Any, **kwargs: Any) -> Any: ...
+
+    def encode(self, text: str, add_special_tokens: bool = ...) -> list[int]: ...
+
+
+def single_pass_conversation(question: str, steps: list[str], judge: dict[str, str] | None = None) -> Conversation:
+    """The cache identity of one attempt's single-pass judgement: system and user turns, then one
+    ``{"role": "step"}`` entry per step (structure, not joined text: a step that contains the slot wording
+    must not share a key with the steps it looks like)."""
+    system = judge.get("system", "") if judge else JUDGE_SYSTEM
+    head: tuple[dict[str, str], ...] = ({"role": "system", "content": system},) if system else ()
+    user = {"role": "user", "content": SINGLE_PASS_USER.format(question=question)}
+    return (*head, user, *({"role": "step", "content": step} for step in steps))
+
+
+def single_pass_prompt(tokenizer: Tokenizer, conversation: Conversation) -> tuple[list[int], list[int]]:
+    """Token ids of a single-pass judge prompt and the position of each step's verdict slot in them.
+
+    The chat turns (every entry of ``conversation`` but its ``step`` ones) go through the chat template
+    with the assistant turn opened; then per step the tokens of ``Step i:\n<step>\nCorrect?``, the slot
+    (the position whose next-token distribution is read: P(slot token | everything before it)) holding
+    `` Yes``, and a blank line. Each piece is tokenized on its own, so a slot is a token position whatever
+    the step's text holds (the slot wording inside a step is just text).
+    """
+    turns = [m for m in conversation if m["role"] != "step"]
+    steps = [m["content"] for m in conversation if m["role"] == "step"]
+    text = str(tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True))
+    ids = list(tokenizer.encode(text, add_special_tokens=False))
+    fill = list(tokenizer.encode(SINGLE_PASS_FILL, add_special_tokens=False))
+    gap = list(tokenizer.encode(SINGLE_PASS_GAP, add_special_tokens=False))
+    slots: list[int] = []
+    for number, step in enumerate(steps, start=1):
+        if number > 1:
+            ids.extend(gap)
+        ids.extend(tokenizer.encode(SINGLE_PASS_STEP.format(number=number, step=step), add_special_tokens=False))
+        slots.append(len(ids))
+        ids.extend(fill)
+    return ids, slots
+
+
+class GenerativeJudge:
+    """Step scores from a chat model's probabilities of Yes / No, through the response cache.
+
+    ``mode="single_pass"`` (a local engine with ``yes_probability_at``, vLLM or transformers): one prompt
+    per attempt (``single_pass_prompt``), every verdict slot read in one forward pass; one cache entry per
+    attempt (its text the JSON list of slot scores). ``mode="per_step"``: one prompt per step
+    (``judge_conversations``); a local model reports P(Yes) / (P(Yes) + P(No)) itself
+    (``yes_probability``), a served one (``OpenAIChatModel``) is asked for the first token's
+    ``top_logprobs`` (one ``max_tokens=1`` request per step) and the share is read from them. A served
+    judge asked for ``single_pass`` is asked per step (chat servers return no prompt logprobs): ``mode``
+    then says ``per_step`` and the stage's metrics record it.
+
+    Every answer is stored in the response cache (local engines per ``batch_requests`` prompts, servers
+    as answers arrive), so a crash mid-scoring resumes where it stopped and a rerun that adds attempts
+    judges only the new ones. A request that failed for good stops the stage after the others are cached.
     """
 
     def __init__(
@@ -125,9 +200,23 @@ class GenerativeJudge:
         batch_requests: int = 256,
         top_logprobs: int = 20,
         judge: dict[str, str] | None = None,
+        mode: str = "per_step",
     ) -> None:
-        if hasattr(model, "top_logprobs_view"):
-            self._asker: Any = model.top_logprobs_view(top_logprobs)
+        if mode not in ("single_pass", "per_step"):
+            raise ValueError(f"judge mode must be single_pass or per_step; got {mode!r}")
+        if mode == "single_pass" and hasattr(model, "top_logprobs_view"):
+            log.warning("prm.judge=single_pass needs prompt logprobs, which chat servers do not return: per step")
+            mode = "per_step"
+        if mode == "single_pass":
+            if not hasattr(model, "yes_probability_at"):
+                raise TypeError(
+                    f"{type(model).__name__} cannot read verdict slots in one pass (no yes_probability_at); "
+                    "use vllm or transformers, or prm.judge: per_step"
+                )
+            self._asker: Any = _SlotShareModel(model)
+            self._read: Any = json.loads
+        elif hasattr(model, "top_logprobs_view"):
+            self._asker = model.top_logprobs_view(top_logprobs)
             self._read = lambda text: yes_share_of_top(json.loads(text))
         elif hasattr(model, "yes_probability"):
             self._asker = _YesShareModel(model)
@@ -137,6 +226,7 @@ class GenerativeJudge:
                 f"{type(model).__name__} cannot report next-token probabilities; use vllm, "
                 "transformers or an OpenAI-compatible server that returns top_logprobs"
             )
+        self.mode = mode
         self._model = model
         self._cache = cache
         self._price = price or Price()
@@ -146,10 +236,15 @@ class GenerativeJudge:
 
     @property
     def grader_id(self) -> str:
-        return f"generative:{self._model.model_id}"
+        # The mode is part of the grader's identity: the two read different prompts, so their scores differ.
+        suffix = "|single_pass" if self.mode == "single_pass" else ""
+        return f"generative:{self._model.model_id}{suffix}"
 
     def score(self, items: Sequence[tuple[str, list[str]]]) -> list[list[float]]:
-        conversations = [c for question, steps in items for c in judge_conversations(question, steps, self._judge)]
+        if self.mode == "single_pass":
+            conversations = [single_pass_conversation(q, steps, self._judge) for q, steps in items if steps]
+        else:
+            conversations = [c for question, steps in items for c in judge_conversations(question, steps, self._judge)]
         completions, self.cache_stats = cached_complete(
             self._asker,
             conversations,
@@ -166,16 +261,28 @@ class GenerativeJudge:
                 f"{len(failed)} of {len(conversations)} judge requests failed for good "
                 f"(first: {failed[0]}); the answered ones are cached: rerun to ask only these"
             )
+        out: list[list[float]] = []
+        if self.mode == "single_pass":
+            answers = iter(completions)
+            for _, steps in items:
+                row = [float(v) for v in self._read(next(answers)[0].text)] if steps else []
+                if len(row) != len(steps):
+                    raise RuntimeError(f"{self.grader_id} read {len(row)} verdict slots for {len(steps)} steps")
+                out.append(row)
+            return out
         flat = [self._read(row[0].text) for row in completions]
-        out, at = [], 0
+        at = 0
         for _, steps in items:
             out.append(flat[at : at + len(steps)])
             at += len(steps)
         return out
 
     def metrics(self) -> dict[str, Any]:
-        """Cache hits, misses and spend of the last ``score``; the client's counts for a served judge."""
-        out: dict[str, Any] = {"cache": self.cache_stats.as_metrics() if self.cache_stats else None}
+        """The judge mode used; cache hits, misses and spend of the last ``score``; a served judge's counts."""
+        out: dict[str, Any] = {
+            "judge": self.mode,
+            "cache": self.cache_stats.as_metrics() if self.cache_stats else None,
+        }
         if hasattr(self._model, "stats"):
             out["api"] = self._model.stats.as_metrics()
         out.update(spend_block(self._model))  # a served judge: projected vs actual spend
@@ -184,6 +291,38 @@ class GenerativeJudge:
     def close(self) -> None:
         if hasattr(self._model, "close"):
             self._model.close()
+
+
+class _SlotShareModel:
+    """A local judge as a ``ChatModel`` for the cache, single pass: each answer's text is the JSON list of
+    an attempt's slot scores (``single_pass_conversation`` in, ``single_pass_prompt`` to the engine)."""
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+
+    @property
+    def model_id(self) -> str:
+        return f"{self._model.model_id}|yes_share|{SINGLE_PASS_VERSION}"
+
+    def complete(self, conversations: Sequence[Conversation], sampling: Sampling, n: int) -> list[list[Completion]]:
+        prompts = [single_pass_prompt(self._model.tokenizer, c) for c in conversations]
+        shares = self._model.yes_probability_at(prompts)
+        return [
+            [
+                Completion(
+                    text=json.dumps([float(v) for v in row]),
+                    finish_reason="stop",
+                    prompt_tokens=len(ids),
+                    completion_tokens=0,
+                    model_id=self.model_id,
+                )
+            ]
+            * n
+            for (ids, _), row in zip(prompts, shares, strict=True)
+        ]
+
+    def close(self) -> None:
+        """The judge closes the model."""
 
 
 class _YesShareModel:
@@ -341,7 +480,7 @@ def open_scorer(
         name = prm.served_model or ""
         price = price_of(params.prices, name)
         model = OpenAIChatModel(name, api, api_key_from_env(api), seed=seed, spend=budget_for(api, price))
-        return GenerativeJudge(model, _cache(cache_dir), price, judge=judge)
+        return GenerativeJudge(model, _cache(cache_dir), price, judge=judge, mode=prm.judge)
     path = Path(base_path) if prm.model == "base" else Path(prm.model)
     if prm.kind == "discriminative":
         from adacot.llm.vllm_backend import VllmProcessRewardModel, vllm_importable
@@ -353,7 +492,11 @@ def open_scorer(
         from adacot.llm import open_local_model
 
         return GenerativeJudge(
-            open_local_model(path, engine, seed), _cache(cache_dir), batch_requests=engine.batch_requests, judge=judge
+            open_local_model(path, engine, seed),
+            _cache(cache_dir),
+            batch_requests=engine.batch_requests,
+            judge=judge,
+            mode=prm.judge,
         )
     raise ValueError("prm.kind=none scores nothing; the score_failures stage writes an empty table")
 

@@ -1,10 +1,11 @@
 """Next-token probability arithmetic: the yes-share a generative judge's first token gives.
 
 A generative PRM judge is asked "is this step correct? Yes or No" and its answer is read from the
-probabilities of its first token, not from its text: every backend (vLLM's logprobs, transformers'
-logits, a server's ``top_logprobs``) hands the numbers to the functions here, so one reading holds for
-local and served judges. This module does no I/O and loads no model; it does not decide what a score
-means for a question's level (``levels.py``).
+probabilities of its verdict token, not from its text: the first generated token (per-step judge) or
+the token at each verdict slot of a single-pass prompt (vLLM's ``prompt_logprobs``). Every backend
+(vLLM's logprobs, transformers' logits, a server's ``top_logprobs``) hands the numbers to the functions
+here, so one reading holds for local and served judges and for both judge modes. This module does no
+I/O and loads no model; it does not decide what a score means for a question's level (``levels.py``).
 """
 
 from __future__ import annotations

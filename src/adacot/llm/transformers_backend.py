@@ -103,6 +103,38 @@ class TransformersChatModel:
                 scores.append(yes_share(float(row[yes_ids].sum()), float(row[no_ids].sum())))
         return scores
 
+    @property
+    def tokenizer(self) -> Any:
+        """The model's tokenizer (the single-pass judge builds its prompts as token ids with it)."""
+        return self._tokenizer
+
+    def yes_probability_at(self, prompts: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[list[float]]:
+        """P(Yes) / (P(Yes) + P(No)) at given positions of token-id prompts, one forward pass per prompt.
+
+        The distribution of the token *at* position p is the logits at p - 1; only those rows go through
+        the LM head (``logits_to_keep``), so a long prompt costs one pass, not a vocabulary-wide tensor per
+        token. Read over the full distribution, as ``yes_probability`` is.
+        """
+        from adacot.llm.vllm_backend import check_prompts_fit
+
+        torch = self._torch
+        if not prompts:
+            return []
+        check_prompts_fit(prompts, self._max_len)
+        yes_ids = self._word_ids(("Yes", " Yes", "yes", " yes", "YES"))
+        no_ids = self._word_ids(("No", " No", "no", " no", "NO"))
+        rows: list[list[float]] = []
+        for ids, positions in prompts:
+            if not positions:
+                rows.append([])
+                continue
+            keep = torch.tensor([p - 1 for p in positions])
+            with torch.no_grad():
+                logits = self._model(input_ids=torch.tensor([list(ids)]), logits_to_keep=keep).logits[0]
+            probs = torch.softmax(logits.float(), dim=-1)
+            rows.append([yes_share(float(p[yes_ids].sum()), float(p[no_ids].sum())) for p in probs])
+        return rows
+
     def _word_ids(self, spellings: tuple[str, ...]) -> list[int]:
         ids = set()
         for spelling in spellings:

@@ -76,6 +76,7 @@ class VllmChatModel:
             logger.warning("engine.tensor_parallel_size / data_parallel_size apply to GPUs only; ignored on CPU")
         self._llm = LLM(**kwargs)
         self._model_id = model_id
+        self._max_len = engine.max_model_len
 
     @property
     def model_id(self) -> str:
@@ -115,9 +116,60 @@ class VllmChatModel:
         tops = [(out.outputs[0].logprobs or [{}])[0].values() for out in outputs]
         return [yes_share_of_top([(lp.decoded_token or "", lp.logprob) for lp in top]) for top in tops]
 
+    @property
+    def tokenizer(self) -> Any:
+        """The engine's tokenizer (the single-pass judge builds its prompts as token ids with it)."""
+        return self._llm.get_tokenizer()
+
+    def yes_probability_at(
+        self, prompts: Sequence[tuple[Sequence[int], Sequence[int]]], top_logprobs: int = 20
+    ) -> list[list[float]]:
+        """P(Yes) / (P(Yes) + P(No)) at given positions of token-id prompts, in one forward pass each.
+
+        For each (token ids, positions), the distribution of the token *at* each position given those
+        before it, from vLLM's ``prompt_logprobs`` (entry ``p`` of that list is P(token p | tokens < p)).
+        vLLM reports the ``top_logprobs`` likeliest tokens there plus the prompt's own token; only the
+        top ones are read (the prompt's token counts only when it is among them), so a slot is read as
+        ``yes_probability`` reads a generated first token: every spelling of yes / no in the top 20,
+        neither gives 0.5.
+        """
+        from vllm import SamplingParams
+
+        if not prompts:
+            return []
+        check_prompts_fit(prompts, self._max_len)
+        params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=top_logprobs)
+        requests: Any = [{"prompt_token_ids": list(ids)} for ids, _ in prompts]
+        outputs = self._llm.generate(requests, params, use_tqdm=len(prompts) > 50)
+        decode = self.tokenizer.decode
+        rows = []
+        for out, (_, positions) in zip(outputs, prompts, strict=True):
+            logprobs = out.prompt_logprobs or []
+            row = []
+            for at in positions:
+                top = logprobs[at] or {}
+                pairs = [
+                    (lp.decoded_token if lp.decoded_token is not None else decode([token]), lp.logprob)
+                    for token, lp in top.items()
+                    if lp.rank is not None and lp.rank <= top_logprobs
+                ]
+                row.append(yes_share_of_top(pairs))
+            rows.append(row)
+        return rows
+
     def close(self) -> None:
         # Dropping the engine lets vLLM shut its worker processes down before the stage exits.
         del self._llm
+
+
+def check_prompts_fit(prompts: Sequence[tuple[Sequence[int], Sequence[int]]], max_len: int) -> None:
+    """Refuse a judge prompt the engine cannot hold, with what to change (never a truncated judgement)."""
+    longest = max(len(ids) for ids, _ in prompts)
+    if longest >= max_len:
+        raise ValueError(
+            f"a single-pass judge prompt has {longest} tokens, engine.max_model_len is {max_len}: lower "
+            "prm.max_steps or prm.max_step_chars, raise engine.max_model_len, or set prm.judge: per_step"
+        )
 
 
 class VllmProcessRewardModel:

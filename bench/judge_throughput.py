@@ -1,0 +1,230 @@
+"""Bench: the generative PRM judge in one pass per attempt vs one prompt per step, on the same attempts.
+
+Both modes run in one process on one engine (the bundled model through ``engine`` from params.yaml,
+vLLM when installed), on the failing attempts of a graded pool (``data/grading/pool/attempts.parquet``
+after ``dvc repro grade_questions@pool``), split into steps as ``score_failures`` splits them. No
+response cache: each mode pays its full prompt work. Prints, side by side:
+
+- prompt tokens processed and wall time per mode, and the speed-up (target >= 3x);
+- how far the scores agree: the Spearman rank correlation of the attempt scores (steps combined by
+  ``levels.aggregate``) and of the question scores (``levels.score_attempt``), and how many failing
+  questions change level under ``levels`` from params.yaml (the same rule ``build_database`` applies);
+- a soundness proxy per mode (no gold step labels exist here): the Spearman correlation of a failing
+  question's score with its pass rate (a student that is nearer solves it more often).
+
+Prompt tokens are what each mode sends (tokenized here); vLLM's prefix caching lets the per-step
+prompts of one attempt share some prefill, so wall time is the figure that counts.
+
+Usage: python bench/judge_throughput.py [--attempts PATH] [--questions PATH] [--model models/base]
+       [--limit N] [--repeats 2] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from adacot.config import load_params
+from adacot.levels import assign_levels, attempt_scores, question_scores
+from adacot.llm import open_local_model
+from adacot.prm import (
+    GenerativeJudge,
+    failing_attempts,
+    judge_conversations,
+    score_failures,
+    single_pass_conversation,
+    single_pass_prompt,
+    split_code_steps,
+    split_steps,
+)
+from adacot.schemas import ATTEMPTS, QUESTIONS, read_table
+from adacot.stageio import load_prompts
+from adacot.vocabulary import LEVELS
+
+
+class _Fixed:
+    """A step scorer that hands back scores already computed (to run score_failures' table building)."""
+
+    def __init__(self, grader_id: str, scores: list[list[float]]) -> None:
+        self.grader_id = grader_id
+        self._scores = scores
+
+    def score(self, items: Sequence[tuple[str, list[str]]]) -> list[list[float]]:
+        return self._scores
+
+
+def _prompt_tokens(tokenizer: Any, mode: str, items: list[tuple[str, list[str]]], judge: dict[str, str] | None) -> int:
+    """Prompt tokens the engine processes for ``items`` in ``mode`` (what the judge sends, tokenized)."""
+    if mode == "single_pass":
+        return sum(len(single_pass_prompt(tokenizer, single_pass_conversation(q, s, judge))[0]) for q, s in items if s)
+    return sum(
+        len(tokenizer.apply_chat_template(list(c), tokenize=True, add_generation_prompt=True, return_dict=False))
+        for q, s in items
+        for c in judge_conversations(q, s, judge)
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--attempts", default="data/grading/pool/attempts.parquet")
+    parser.add_argument("--questions", default="data/pool/questions.parquet")
+    parser.add_argument("--model", default="models/base", help="the judge's weights (prm.model: base)")
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--prompts", default=None, help="prompt YAML (default: prompts/<domain>.yaml)")
+    parser.add_argument("--limit", type=int, default=None, help="first N failing attempts only")
+    parser.add_argument("--repeats", type=int, default=1, help="alternating per-step / single-pass rounds")
+    parser.add_argument("--json", default=None, help="also write the figures here")
+    args = parser.parse_args()
+
+    params = load_params(Path(args.params))
+    prm, levels = params.prm, params.levels
+    judge_wording = load_prompts(args.prompts or f"prompts/{params.domain}.yaml", params.domain).judge
+    questions = read_table(Path(args.questions), QUESTIONS)
+    attempts = read_table(Path(args.attempts), ATTEMPTS)
+    failed = failing_attempts(attempts, prm.max_attempts)
+    if args.limit:
+        failed = failed.head(args.limit)
+        attempts = attempts.join(failed.select("question_id").unique(), on="question_id")
+        questions = questions.join(failed.select("question_id").unique(), on="question_id")
+    text_of = dict(zip(questions["question_id"], questions["question"], strict=True))
+    splitter = split_code_steps if params.domain == "code" else split_steps
+    items = [
+        (text_of[q], splitter(t or "", prm.max_steps, prm.max_step_chars))
+        for q, t in zip(failed["question_id"], failed["attempt"], strict=True)
+    ]
+    steps = sum(len(s) for _, s in items)
+    print(f"{len(items)} failing attempts, {steps} steps, {failed['question_id'].n_unique()} questions")
+
+    model: Any = open_local_model(Path(args.model), params.engine, params.seed)
+    try:
+        tokenizer = model.tokenizer
+        # Warm the engine (first-call allocations) on one attempt in both modes, outside the timing.
+        warm = [next(i for i in items if i[1])]
+        for mode in ("per_step", "single_pass"):
+            GenerativeJudge(model, mode=mode, judge=judge_wording).score(warm)
+        seconds: dict[str, list[float]] = {"per_step": [], "single_pass": []}
+        scores: dict[str, list[list[float]]] = {}
+        grader: dict[str, str] = {}
+        for _ in range(args.repeats):
+            for mode in ("per_step", "single_pass"):
+                judge = GenerativeJudge(
+                    model, mode=mode, judge=judge_wording, batch_requests=params.engine.batch_requests
+                )
+                # Each timed run starts without the previous round's KV blocks (vLLM's prefix cache would
+                # answer a repeated per-step prompt almost free; prompt logprobs never read it).
+                reset = getattr(getattr(model, "_llm", None), "reset_prefix_cache", None)
+                if reset is not None:
+                    reset()
+                start = time.perf_counter()
+                scores[mode] = judge.score(items)
+                seconds[mode].append(time.perf_counter() - start)
+                grader[mode] = judge.grader_id
+        tokens = {mode: _prompt_tokens(tokenizer, mode, items, judge_wording) for mode in seconds}
+    finally:
+        model.close()
+
+    figures: dict[str, Any] = {"attempts": len(items), "steps": steps, "modes": {}}
+    for mode in ("per_step", "single_pass"):
+        best = min(seconds[mode])
+        figures["modes"][mode] = {
+            "prompts": len(items) if mode == "single_pass" else steps,
+            "prompt_tokens": tokens[mode],
+            "wall_s": round(best, 3),
+            "prompt_tok_per_s": round(tokens[mode] / best, 1),
+        }
+        flat = [v for row in scores[mode] for v in row]
+        # 0.5: neither yes nor no among the top 20 tokens; 0 or 1: only one of them (read as certain).
+        figures["modes"][mode]["slots_undecided_or_one_sided"] = {
+            "0.5": flat.count(0.5),
+            "0_or_1": sum(v in (0.0, 1.0) for v in flat),
+            "mean_score": round(sum(flat) / max(len(flat), 1), 4),
+        }
+    ratio = min(seconds["per_step"]) / min(seconds["single_pass"])
+    figures["speedup"] = round(ratio, 2)
+    figures["prompt_token_ratio"] = round(tokens["per_step"] / max(tokens["single_pass"], 1), 2)
+
+    # Agreement: the same table building and level rule as score_failures and build_database.
+    tables = {
+        mode: score_failures(questions, attempts, _Fixed(grader[mode], scores[mode]), prm, params.domain)[0]
+        for mode in scores
+    }
+    per_attempt = attempt_scores(tables["per_step"], levels.aggregate).join(
+        attempt_scores(tables["single_pass"], levels.aggregate), on=["question_id", "sample_index"], suffix="_single"
+    )
+    per_question = question_scores(tables["per_step"], levels.aggregate, levels.score_attempt).join(
+        question_scores(tables["single_pass"], levels.aggregate, levels.score_attempt), on="question_id", suffix="_1"
+    )
+    step_pairs = pl.DataFrame(
+        {"a": [v for r in scores["per_step"] for v in r], "b": [v for r in scores["single_pass"] for v in r]}
+    )
+    spearman = {
+        "steps": step_pairs.select(pl.corr("a", "b", method="spearman")).item(),
+        "attempts": per_attempt.select(pl.corr("attempt_score", "attempt_score_single", method="spearman")).item(),
+        "questions": per_question.select(pl.corr("prm_score", "prm_score_1", method="spearman")).item(),
+    }
+    figures["spearman"] = {k: round(float(v), 4) for k, v in spearman.items()}
+    # A soundness proxy with no gold steps at hand: among failing questions, a higher pass rate means the
+    # student was nearer, so a sound judge's question score should rise with it (Spearman, per mode).
+    pass_rate = attempts.group_by("question_id").agg(pass_rate=(pl.col("status") == "correct").mean())
+    figures["spearman_with_pass_rate"] = {
+        mode: round(
+            float(
+                question_scores(tables[mode], levels.aggregate, levels.score_attempt)
+                .join(pass_rate, on="question_id")
+                .filter(pl.col("pass_rate") < levels.solved_pass_rate)
+                .select(pl.corr("prm_score", "pass_rate", method="spearman"))
+                .item()
+            ),
+            4,
+        )
+        for mode in tables
+    }
+    db = {mode: assign_levels(questions, attempts, levels, tables[mode])[0] for mode in tables}
+    joined = (
+        db["per_step"]
+        .select("question_id", "level")
+        .join(db["single_pass"].select("question_id", "level"), on="question_id", suffix="_single")
+    )
+    failing = joined.filter(pl.col("level") != "easy")
+    moved = failing.filter(pl.col("level") != pl.col("level_single"))
+    figures["levels"] = {
+        "failing_questions": failing.height,
+        "changed": moved.height,
+        "histogram_per_step": dict(sorted(db["per_step"]["level"].value_counts().iter_rows())),
+        "histogram_single_pass": dict(sorted(db["single_pass"]["level"].value_counts().iter_rows())),
+        "moved_by_more_than_one_level": _far_moves(moved),
+    }
+
+    print("| mode | prompts | prompt tokens | wall s | prompt tok/s |")
+    print("|---|---|---|---|---|")
+    for mode, row in figures["modes"].items():
+        print(f"| {mode} | {row['prompts']} | {row['prompt_tokens']} | {row['wall_s']} | {row['prompt_tok_per_s']} |")
+    for mode, row in figures["modes"].items():
+        print(f"{mode} slot scores: {row['slots_undecided_or_one_sided']}")
+    print(f"speed-up single_pass vs per_step: {ratio:.2f}x (prompt tokens {figures['prompt_token_ratio']}x fewer)")
+    print(f"Spearman per step / attempt / question: {figures['spearman']}")
+    print(f"Spearman of failing questions' score with their pass rate: {figures['spearman_with_pass_rate']}")
+    lv = figures["levels"]
+    print(f"levels: {lv['changed']} of {lv['failing_questions']} failing questions change level "
+          f"({lv['moved_by_more_than_one_level']} by more than one)")  # fmt: skip
+    print(f"  per_step:    {lv['histogram_per_step']}\n  single_pass: {lv['histogram_single_pass']}")
+    if args.json:
+        figures["step_scores"] = scores  # per attempt, in failing_attempts order: to recompute agreement
+        Path(args.json).write_text(json.dumps(figures, indent=1) + "\n")
+
+
+def _far_moves(moved: pl.DataFrame) -> int:
+    order = list(LEVELS)
+    return sum(
+        abs(order.index(a) - order.index(b)) > 1 for a, b in zip(moved["level"], moved["level_single"], strict=True)
+    )
+
+
+if __name__ == "__main__":
+    main()
