@@ -194,7 +194,7 @@ class EngineParams(Section):
         "cluster, for a replica spanning nodes); null = vLLM's choice"
     )
     data_parallel_size: int = Field(
-        ge=1, description="engine replicas, each answering its share of the requests (CPU: each gets a share of cpu_threads)"
+        ge=1, description="engine replicas, each answering its share of the requests (CPU: cpu_threads split)"
     )
 
     @model_validator(mode="after")

@@ -77,8 +77,10 @@ def open_local_model(path: Path, engine: EngineParams, seed: int) -> ChatModel:
 
         return VllmChatModel(weights, model_id, engine, seed)
     if engine.data_parallel_size > 1:
-        raise RuntimeError("engine.data_parallel_size > 1 runs vLLM replicas but vllm is not installed: install "
-                           "the cpu or gpu extra, or set data_parallel_size: 1")
+        raise RuntimeError(
+            "engine.data_parallel_size > 1 runs vLLM replicas but vllm is not installed: install "
+            "the cpu or gpu extra, or set data_parallel_size: 1"
+        )
     from adacot.llm.transformers_backend import TransformersChatModel
 
     return TransformersChatModel(weights, model_id, engine, seed)

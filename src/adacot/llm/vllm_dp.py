@@ -21,6 +21,7 @@ of replicas. Not for several nodes: there, run vLLM's OpenAI server with its own
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import traceback
@@ -65,9 +66,7 @@ def replica_environments(engine: EngineParams, on_cpu: bool, moe: bool, master_p
     envs: list[dict[str, str]] = [{} for _ in range(size)]
     if on_cpu:
         if per_replica > 1:
-            raise ValueError(
-                "engine.tensor_parallel_size / pipeline_parallel_size > 1 need GPUs; on CPU set both to 1"
-            )
+            raise ValueError("engine.tensor_parallel_size / pipeline_parallel_size > 1 need GPUs; on CPU set both to 1")
         threads = engine.cpu_threads // size
         if threads < 1:
             raise ValueError(
@@ -225,10 +224,8 @@ class DataParallelVllmChatModel:
     def close(self) -> None:
         for conn, proc in zip(self._conns, self._procs, strict=True):
             if proc.is_alive():
-                try:
+                with contextlib.suppress(BrokenPipeError, OSError):  # the replica is already gone
                     conn.send(("close", ()))
-                except (BrokenPipeError, OSError):
-                    pass  # the replica is already gone
         for proc in self._procs:
             proc.join(timeout=60)
             if proc.is_alive():
