@@ -121,7 +121,10 @@ def _replica_main(
     conn.send((_READY, None))
     try:
         while True:
-            method, args = conn.recv()
+            try:
+                method, args = conn.recv()
+            except EOFError:  # the stage process is gone: nothing more will be asked
+                break
             if method == "close":
                 break
             try:
@@ -162,7 +165,9 @@ class DataParallelVllmChatModel:
                 target=_replica_main,
                 args=(child, envs[rank], str(path), model_id, replica, seed),
                 name=f"adacot-vllm-dp{rank}",
-                daemon=True,
+                # Not a daemon: a replica starts processes of its own (vLLM's engine core, TP workers).
+                # It exits when this process goes away, its pipe then reading end-of-file.
+                daemon=False,
             )
             proc.start()
             child.close()
