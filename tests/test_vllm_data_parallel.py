@@ -6,7 +6,6 @@ must be the same, and the response cache, kept in the calling process, is filled
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 from typing import Any
 
@@ -15,18 +14,17 @@ from conftest import engine_params
 
 from adacot.config import EngineParams, Params
 from adacot.llm import ResponseCache, Sampling, cached_complete, open_local_model
-from adacot.llm.vllm_dp import replica_environments, shard_bounds
+from adacot.llm.vllm_dp import replica_environments, shard_indices
 
 
-def test_shards_are_contiguous_and_cover_everything() -> None:
-    assert shard_bounds(5, 2) == [(0, 3), (3, 5)]
-    assert shard_bounds(1, 3) == [(0, 1), (1, 1), (1, 1)]
+def test_shards_cover_everything_once_and_stay_balanced() -> None:
+    assert [list(s) for s in shard_indices(5, 2)] == [[0, 2, 4], [1, 3]]
+    assert [list(s) for s in shard_indices(1, 3)] == [[0], [], []]
     for count in range(0, 20):
         for ranks in range(1, 9):
-            bounds = shard_bounds(count, ranks)
-            assert bounds[0][0] == 0 and bounds[-1][1] == count
-            assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
-            sizes = [end - start for start, end in bounds]
+            shares = shard_indices(count, ranks)
+            assert sorted(i for s in shares for i in s) == list(range(count))
+            sizes = [len(s) for s in shares]
             assert max(sizes) - min(sizes) <= 1
 
 
@@ -125,6 +123,9 @@ def test_two_replicas_answer_like_one_engine_and_fill_the_cache_once(base_model:
         again, stats = cached_complete(two, conversations, greedy, 1, cache, batch_requests=4, progress=False)
         assert (stats.misses, stats.hits) == (0, len(QUESTIONS))
         assert len(cache) == len(QUESTIONS)
+        # A request vLLM refuses fails the call with the replica's own error; the replicas stay up.
+        with pytest.raises(RuntimeError, match=r"replica 0 failed[\s\S]*n must be 1 when using greedy sampling"):
+            two.complete(conversations, greedy, 2)
         judged_parallel = two.yes_probability(conversations)
     finally:
         two.close()

@@ -2,7 +2,7 @@
 
 This follows vLLM's own offline data-parallel pattern (``examples/features/data_parallel/
 data_parallel_offline.py``): one process per data-parallel rank, each holding its own ``vllm.LLM`` and
-answering a contiguous share of the requests. ``vllm.LLM(data_parallel_size>1)`` in one process raises,
+answering its share of the requests. ``vllm.LLM(data_parallel_size>1)`` in one process raises,
 so the replicas are processes, started once per stage and kept for every engine call:
 
 - a dense model's ranks are independent engines (vLLM itself reconfigures them as DP=1), so each replica
@@ -38,15 +38,13 @@ logger = logging.getLogger(__name__)
 _READY = "ready"
 
 
-def shard_bounds(count: int, ranks: int) -> list[tuple[int, int]]:
-    """Contiguous [start, end) shares of ``count`` items over ``ranks`` (sizes differ by at most one),
-    the split vLLM's data-parallel example uses."""
-    floor, remainder = divmod(count, ranks)
+def shard_indices(count: int, ranks: int) -> list[range]:
+    """Which of ``count`` items each of ``ranks`` replicas answers: every ``ranks``-th item from its rank on.
 
-    def start(rank: int) -> int:
-        return rank * floor + min(rank, remainder)
-
-    return [(start(r), start(r + 1)) for r in range(ranks)]
+    Strided rather than vLLM's example's contiguous blocks: pools and benchmarks come sorted (by source,
+    tier, length), and a contiguous split would give one replica all the long questions.
+    """
+    return [range(rank, count, ranks) for rank in range(ranks)]
 
 
 def is_moe_model(path: Path) -> bool:
@@ -106,10 +104,30 @@ def _visible_gpus() -> list[str]:
     return [str(i) for i in range(torch.cuda.device_count())]
 
 
+def _exit_with_parent(parent_pid: int) -> None:
+    """End this replica when the stage process is gone (killed mid-call), instead of finishing its share."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="adacot-parent-watch", daemon=True).start()
+
+
 def _replica_main(
-    conn: Connection, env: dict[str, str], path: str, model_id: str, engine: dict[str, Any], seed: int
+    conn: Connection,
+    env: dict[str, str],
+    path: str,
+    model_id: str,
+    engine: dict[str, Any],
+    seed: int,
+    parent_pid: int,
 ) -> None:
     """One replica: set its environment, open ``VllmChatModel``, answer calls until told to close."""
+    _exit_with_parent(parent_pid)
     os.environ.update(env)
     try:
         from adacot.llm.vllm_backend import VllmChatModel
@@ -163,7 +181,7 @@ class DataParallelVllmChatModel:
             parent, child = context.Pipe()
             proc = context.Process(
                 target=_replica_main,
-                args=(child, envs[rank], str(path), model_id, replica, seed),
+                args=(child, envs[rank], str(path), model_id, replica, seed, os.getpid()),
                 name=f"adacot-vllm-dp{rank}",
                 # Not a daemon: a replica starts processes of its own (vLLM's engine core, TP workers).
                 # It exits when this process goes away, its pipe then reading end-of-file.
@@ -198,23 +216,26 @@ class DataParallelVllmChatModel:
         return value
 
     def _scatter(self, method: str, items: Sequence[Any], *rest: Any) -> list[Any]:
-        """``method`` on each replica's contiguous share of ``items``, answers in the order of ``items``."""
-        bounds = shard_bounds(len(items), len(self._conns))
-        asked: list[tuple[int, int]] = []
-        for rank, (start, end) in enumerate(bounds):
-            share = list(items[start:end])
+        """``method`` on each replica's share of ``items`` (``shard_indices``), answers in the order of ``items``."""
+        shares = shard_indices(len(items), len(self._conns))
+        asked: list[tuple[int, range]] = []
+        for rank, indices in enumerate(shares):
+            share = [items[i] for i in indices]
             if not share and self._moe and items:
                 share = [items[0]]  # MoE ranks step together: each must take part (answer dropped)
             if share:
                 self._conns[rank].send((method, (share, *rest)))
-                asked.append((rank, end - start))
-        out: list[Any] = []
+                asked.append((rank, indices))
+        out: list[Any] = [None] * len(items)
         failure: RuntimeError | None = None
-        for rank, wanted in asked:
+        for rank, indices in asked:
             try:  # collect every replica's answer before raising, so none is left mid-call
-                out.extend(self._receive(rank)[:wanted])
+                answers = self._receive(rank)
             except RuntimeError as error:
                 failure = failure or error
+                continue
+            for index, answer in zip(indices, answers, strict=False):  # a MoE pad answer has no index
+                out[index] = answer
         if failure is not None:
             raise failure
         return out
