@@ -34,7 +34,7 @@ def main() -> None:
             params.seed,
             params.verify,
             ResponseCache(resolve_cache_dir(args.cache_dir)),
-            params.engine.batch_requests,
+            params.role_engine("evaluate").batch_requests,
             price,
             params.domain,
         )

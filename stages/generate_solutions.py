@@ -36,7 +36,7 @@ def main() -> None:
                 sampling_from(teacher, params.seed),
                 teacher.attempts,
                 ResponseCache(resolve_cache_dir(args.cache_dir)),
-                params.engine.batch_requests,
+                params.role_engine("teacher").batch_requests,
                 price,
             )
     write_table(solutions, SOLUTIONS, Path(args.solutions))

@@ -31,7 +31,7 @@ def main() -> None:
             params.grade.attempts,
             params.verify,
             ResponseCache(resolve_cache_dir(args.cache_dir)),
-            params.engine.batch_requests,
+            params.role_engine("student").batch_requests,
             price,
             params.domain,
         )

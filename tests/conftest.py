@@ -192,6 +192,8 @@ def engine_params(backend: str, max_model_len: int = 1024) -> EngineParams:
         cpu_threads=2,
         gpu_memory_utilization=0.9,
         tensor_parallel_size=1,
+        pipeline_parallel_size=1,
+        distributed_executor_backend=None,
         data_parallel_size=1,
     )
 

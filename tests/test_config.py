@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import _RAW_PARAMS as _RAW
 from conftest import PARAMS_PATH
 from hypothesis import assume, given
 from hypothesis import strategies as st
@@ -110,6 +111,31 @@ BAD_PARAMS: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
         ["teacher.api does not give a valid api section", "teacher.api.max_failed_fraction"],
     ),
     ("missing_send_seed", _delete("api.send_seed"), ["api.send_seed: missing"]),
+    ("role_engine_unknown_key", _set("prm.engine", {"max_len": 4096}), ["prm.engine.max_len: unknown key"]),
+    (
+        "role_engine_bad_value",
+        _set("evaluate.engine", {"max_model_len": 0}),
+        ["evaluate.engine does not give a valid engine section", "evaluate.engine.max_model_len"],
+    ),
+    ("role_engine_bad_backend", _set("student.engine", {"backend": "tgi"}), ["student.engine.backend"]),
+    ("missing_role_engine", _delete("teacher.engine"), ["teacher.engine: missing"]),
+    ("missing_pipeline_parallel", _delete("engine.pipeline_parallel_size"), ["engine.pipeline_parallel_size: missing"]),
+    (
+        "bad_executor_backend",
+        _set("engine.distributed_executor_backend", "slurm"),
+        ["engine.distributed_executor_backend"],
+    ),
+    ("data_parallel_zero", _set("engine.data_parallel_size", 0), ["engine.data_parallel_size"]),
+    (
+        "data_parallel_on_transformers",
+        _set("teacher.engine", {"backend": "transformers", "data_parallel_size": 2}),
+        ["teacher.engine does not give a valid engine section", "data_parallel_size > 1 runs vLLM replicas"],
+    ),
+    (
+        "discriminative_prm_data_parallel",
+        _set("prm", {**_RAW["prm"], "kind": "discriminative", "engine": {"data_parallel_size": 2}}),
+        ["prm.kind=discriminative runs one vLLM pooling engine", "prm.engine.data_parallel_size: 1"],
+    ),
     ("send_seed_not_bool", _set("api.send_seed", "sometimes"), ["api.send_seed"]),
     ("unknown_aggregate", _set("levels.aggregate", "max"), ["levels.aggregate"]),
     (
@@ -182,6 +208,20 @@ def test_shares_normalize_any_weights(weights: list[float]) -> None:
     total = sum(weights)
     for level, weight in zip(LEVELS, weights, strict=True):
         assert shares[level] == pytest.approx(weight / total, rel=1e-9, abs=1e-12)
+
+
+def test_a_role_engine_overrides_only_its_keys(params_raw: dict[str, Any]) -> None:
+    # A 4k-context judge and a 32k evaluation on two replicas, next to the top-level engine.
+    params_raw["prm"]["engine"] = {"max_model_len": 4096}
+    params_raw["evaluate"]["engine"] = {"max_model_len": 32768, "data_parallel_size": 2, "gpu_memory_utilization": 0.8}
+    params = parse_params(params_raw)
+    prm = params.role_engine("prm")
+    assert prm.max_model_len == 4096
+    assert prm.model_dump(exclude={"max_model_len"}) == params.engine.model_dump(exclude={"max_model_len"})
+    evaluate = params.role_engine("evaluate")
+    assert (evaluate.max_model_len, evaluate.data_parallel_size, evaluate.gpu_memory_utilization) == (32768, 2, 0.8)
+    assert evaluate.batch_requests == params.engine.batch_requests  # the rest inherited
+    assert params.role_engine("student") == params.engine == params.role_engine("teacher")
 
 
 def test_a_role_can_use_its_own_servers(params_raw: dict[str, Any]) -> None:

@@ -1,12 +1,13 @@
 """Drill: two `dvc queue` workers fill one response cache and one is SIGKILLed mid-stage.
 
 A tiny project (its teacher a loopback server that counts every answer it delivers, and to which client
-port) runs up to its sample; then two queued experiments of the teacher stage whose teacher answers are all new (another temperature) and
-whose samples overlap are started with `dvc queue start -j 2`. While both teacher stages run, with requests
-in flight, one stage process is killed with SIGKILL. The other experiment completes; the killed one is
-reported Failed and run again: nothing is lost (every answer is in the workspace's cache) and nothing is
-paid twice except answers the server had sent to the killed process in the instant before it died
-(delivered, not yet committed), which the test bounds by the requests in flight at the kill.
+port) runs up to its sample; then two queued experiments of the teacher stage, whose answers are all new
+(another temperature) and whose samples overlap, are started with `dvc queue start -j 2`. While both
+teacher stages run, with requests in flight, one stage process is killed with SIGKILL. The other
+experiment completes; the killed one is reported Failed and run again: nothing is lost (every answer is
+in the workspace's cache) and nothing is paid twice except answers the server had sent to the killed
+process in the instant before it died (delivered, not yet committed), which the test bounds by the
+requests in flight at the kill.
 """
 
 from __future__ import annotations

@@ -252,7 +252,7 @@ class ParamsReads(ast.NodeVisitor):
         if rest:
             # Not a field: a method (`dist.shares()`) or something past a plain value; `role_api` is the
             # one Params method with a known reach (visit_Call), anything else reads what it stands on.
-            if where.key == "" and rest[0] == "role_api":
+            if where.key == "" and rest[0] in ("role_api", "role_engine"):
                 return
             self._read(where, f"`.{rest[0]}`")
         else:
@@ -268,6 +268,14 @@ class ParamsReads(ast.NodeVisitor):
                 self.reads.keys.update({"api", f"{role.value}.api"})
             else:
                 self.reads.keys.update({"api", "student.api", "teacher.api", "prm.api"})
+            return
+        # params.role_engine("prm") reads `engine` and `prm.engine`.
+        if chain is not None and chain[0].key == "" and chain[1] == ["role_engine"]:
+            role = node.args[0]
+            if isinstance(role, ast.Constant) and isinstance(role.value, str):
+                self.reads.keys.update({"engine", f"{role.value}.engine"})
+            else:
+                self.reads.keys.update({"engine", "student.engine", "teacher.engine", "prm.engine", "evaluate.engine"})
             return
         passed: list[tuple[int | str, Tracked]] = []
         for index, arg in enumerate(node.args):
@@ -491,10 +499,14 @@ def test_stage_reads_are_found() -> None:
         "engine",
     } <= generate
     assert "teacher.keep_unverified" not in generate
+    assert "teacher.engine" in generate  # params.role_engine("teacher"), through open_teacher_model
+    assert not {"student.engine", "prm.engine", "evaluate.engine"} & generate
+    assert {"prm.engine", "engine"} <= stage_params_reads(by_name["score_failures@pool"].script).keys
+    assert "evaluate.engine" in stage_params_reads(by_name["evaluate@base"].script).keys
     assert "dist.from" in stage_params_reads(by_name["sample_questions"].script).keys
     assert "prm" in {k.split(".")[0] for k in stage_params_reads(by_name["score_failures@pool"].script).keys}
     grade = stage_params_reads(by_name["grade_questions@pool"].script).keys
-    assert {"student.backend", "student.api", "grade.attempts", "engine"} <= grade
+    assert {"student.backend", "student.api", "student.engine", "grade.attempts", "engine"} <= grade
     assert not any(k.startswith("teacher") for k in grade)
     closure = {p.relative_to(ROOT).as_posix() for p in module_closure(by_name["evaluate@base"].script)}
     assert {
@@ -519,3 +531,8 @@ def test_dropping_a_dep_or_a_param_is_reported() -> None:
     broken["stages"]["sample_questions"]["params"].remove("dist")
     sample = next(s for s in stages_of(broken) if s.name == "sample_questions")
     assert any(p.startswith("dist") for p in undeclared_params(sample))
+
+    broken = copy.deepcopy(DVC)
+    broken["stages"]["generate_solutions"]["params"].remove("teacher.engine")
+    generate = next(s for s in stages_of(broken) if s.name == "generate_solutions")
+    assert "teacher.engine" in undeclared_params(generate)

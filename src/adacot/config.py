@@ -170,7 +170,13 @@ class ModelParams(Section):
 
 
 class EngineParams(Section):
-    """`engine`: how local models are run (vLLM offline engine, or transformers as the fallback)."""
+    """`engine`: how local models are run (vLLM offline engine, or transformers as the fallback).
+
+    A role's own ``engine`` keys (``student.engine``, ``prm.engine``, ``teacher.engine``,
+    ``evaluate.engine``) override these for that role (``Params.role_engine``). ``data_parallel_size`` > 1
+    runs that many engine replicas through vLLM's own data parallelism (``adacot.llm.vllm_dp``); each
+    replica spans ``tensor_parallel_size`` x ``pipeline_parallel_size`` GPUs.
+    """
 
     backend: Literal["auto", "vllm", "transformers"]
     dtype: Literal["auto", "float32", "bfloat16", "float16"]
@@ -181,8 +187,24 @@ class EngineParams(Section):
     cpu_kvcache_space_gib: int = Field(gt=0)
     cpu_threads: int = Field(gt=0)
     gpu_memory_utilization: float = Field(gt=0, le=1)
-    tensor_parallel_size: int = Field(ge=1)
-    data_parallel_size: int = Field(ge=1, description="GPU: engine replicas, each with tensor_parallel_size GPUs")
+    tensor_parallel_size: int = Field(ge=1, description="GPU: GPUs one replica's layers are split over")
+    pipeline_parallel_size: int = Field(ge=1, description="GPU: stages one replica's layers are cut into (nodes)")
+    distributed_executor_backend: Literal["mp", "ray"] | None = Field(
+        description="how one replica's tensor/pipeline workers run: mp (processes on this node), ray (a Ray "
+        "cluster, for a replica spanning nodes); null = vLLM's choice"
+    )
+    data_parallel_size: int = Field(
+        ge=1, description="engine replicas, each answering its share of the requests (CPU: cpu_threads split)"
+    )
+
+    @model_validator(mode="after")
+    def _check_parallel(self) -> EngineParams:
+        if self.data_parallel_size > 1 and self.backend == "transformers":
+            raise ValueError(
+                "engine.data_parallel_size > 1 runs vLLM replicas: set engine.backend to vllm (or auto), "
+                "or data_parallel_size: 1"
+            )
+        return self
 
 
 Backend = Literal["local", "openai"]
@@ -198,6 +220,7 @@ class StudentParams(Section):
     backend: Backend
     served_model: str | None = Field(description="openai: the model name the server serves the student as")
     api: ApiOverride = Field(description="openai: keys of `api` that differ for the student ({} = none)")
+    engine: EngineOverride = Field(description="local: keys of `engine` that differ for the student ({} = none)")
 
     @model_validator(mode="after")
     def _check(self) -> StudentParams:
@@ -278,6 +301,24 @@ else:
         __doc__="A role's own `api` keys (another server, key or limits); "
         "keys left out come from the top-level `api` section.",
         **_optional_fields(ApiParams),
+    )
+
+
+class _EngineOverrideBase(Section):
+    def merged_over(self, engine: EngineParams) -> EngineParams:
+        """``engine`` with the keys this override sets replaced (validated as a whole ``engine`` section)."""
+        return EngineParams.model_validate({**engine.model_dump(), **self.model_dump(exclude_unset=True)})
+
+
+if TYPE_CHECKING:  # built at run time from EngineParams' fields; type checkers see the base it extends
+    EngineOverride = _EngineOverrideBase
+else:
+    EngineOverride = create_model(
+        "EngineOverride",
+        __base__=_EngineOverrideBase,
+        __doc__="A role's own `engine` keys (another context length, parallelism, memory share); "
+        "keys left out come from the top-level `engine` section.",
+        **_optional_fields(EngineParams),
     )
 
 
@@ -370,6 +411,7 @@ class PrmParams(Section):
     model: str = Field(min_length=1, description="local: 'base' (the prepared student base) or a local HF folder")
     served_model: str | None = Field(description="openai: the judge's model name on the server")
     api: ApiOverride = Field(description="openai: keys of `api` that differ for the judge ({} = none)")
+    engine: EngineOverride = Field(description="local: keys of `engine` that differ for the judge ({} = none)")
     max_steps: int = Field(gt=0, description="steps scored per attempt (the last ones: where it went wrong)")
     max_attempts: int = Field(gt=0, description="failing attempts scored per question")
     max_step_chars: int = Field(gt=0, description="a longer step is cut to its last characters")
@@ -455,6 +497,7 @@ class TeacherParams(SamplingParamsSection):
     attempts: int = Field(ge=1, description="m: solutions per question (reference: always one)")
     keep_unverified: bool
     api: ApiOverride = Field(description="openai: keys of `api` that differ for the teacher ({} = none)")
+    engine: EngineOverride = Field(description="local: keys of `engine` that differ for the teacher ({} = none)")
 
 
 class SandboxParams(Section):
@@ -508,6 +551,7 @@ class EvaluateParams(SamplingParamsSection):
         description="openai: the served name of each evaluated model, e.g. {base: qwen-32b, student: qwen-32b-sft}"
     )
     api: ApiOverride = Field(description="openai: keys of `api` that differ for evaluation ({} = none)")
+    engine: EngineOverride = Field(description="local: keys of `engine` that differ for evaluation ({} = none)")
 
     @model_validator(mode="after")
     def _check(self) -> EvaluateParams:
@@ -563,6 +607,16 @@ class Params(Section):
             except ValidationError as error:
                 details = _format(error, f"{role}.api")
                 raise ValueError(f"{role}.api does not give a valid api section:\n{details}") from None
+            try:
+                self.role_engine(role)
+            except ValidationError as error:
+                details = _format(error, f"{role}.engine")
+                raise ValueError(f"{role}.engine does not give a valid engine section:\n{details}") from None
+        if self.prm.kind == "discriminative" and self.role_engine("prm").data_parallel_size > 1:
+            raise ValueError(
+                "prm.kind=discriminative runs one vLLM pooling engine: set prm.engine.data_parallel_size: 1 "
+                "(data parallelism is for chat models: the generative judge, student, teacher, evaluation)"
+            )
         self._check_spend_caps()
         return self
 
@@ -595,6 +649,11 @@ class Params(Section):
         """The servers, key and limits a role uses when its backend is ``openai``: ``api`` with its overrides."""
         override: _ApiOverrideBase = getattr(self, role).api
         return override.merged_over(self.api)
+
+    def role_engine(self, role: Literal["student", "teacher", "prm", "evaluate"]) -> EngineParams:
+        """The engine a role's local model runs on: ``engine`` with the role's own ``engine`` keys."""
+        override: _EngineOverrideBase = getattr(self, role).engine
+        return override.merged_over(self.engine)
 
 
 S = TypeVar("S", bound=BaseModel)

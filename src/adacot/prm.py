@@ -470,7 +470,7 @@ def open_scorer(
     """
     from adacot.models import read_model_info, resolve_weights
 
-    prm, engine, seed = params.prm, params.engine, params.seed
+    prm, engine, seed = params.prm, params.role_engine("prm"), params.seed
     if prm.backend == "openai":
         from adacot.llm import api_key_from_env, price_of
         from adacot.llm.openai_backend import OpenAIChatModel

