@@ -42,6 +42,7 @@ PRM = PrmParams(
     max_attempts=2,
     max_step_chars=40,
     judge="per_step",
+    engine={},
 )
 SINGLE = PRM.model_copy(update={"judge": "single_pass"})
 

@@ -83,6 +83,9 @@ def test_each_role_opens_its_own_engine(
         def yes_probability(self, conversations: Any) -> list[float]:
             return [0.5 for _ in conversations]
 
+        def yes_probability_at(self, prompts: Any) -> list[list[float]]:
+            return [[0.5] for _ in prompts]
+
         def close(self) -> None:
             pass
 
