@@ -149,7 +149,9 @@ class VllmChatModel:
         if not prompts:
             return []
         check_prompts_fit(prompts, self._max_len)
-        params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=top_logprobs)
+        # No detokenizing: vLLM would decode the top tokens of every prompt position (most of the time on
+        # CPU); only the slots' tokens are decoded, below.
+        params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=top_logprobs, detokenize=False)
         requests: Any = [{"prompt_token_ids": list(ids)} for ids, _ in prompts]
         outputs = self._llm.generate(requests, params, use_tqdm=len(prompts) > 50)
         decode = self.tokenizer.decode
