@@ -71,7 +71,9 @@ def plan_launch(config_file: str, environ: Mapping[str, str]) -> LaunchPlan:
 
     path = Path(config_file)
     if not path.is_file():
-        raise StageFailure(f"train_student: sft.accelerate_config={config_file} does not exist; shipped: {SHIPPED_CONFIGS}")
+        raise StageFailure(
+            f"train_student: sft.accelerate_config={config_file} does not exist; shipped: {SHIPPED_CONFIGS}"
+        )
     try:
         config = load_config_from_file(str(path))
     except (TypeError, ValueError, KeyError, AttributeError) as error:

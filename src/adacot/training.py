@@ -40,7 +40,11 @@ def check_rows(rows: list[dict[str, Any]]) -> None:
             "train_student: the SFT data has 0 rows, nothing to train on; verify_solutions' "
             "metrics say why no solution was kept"
         )
-    bad = [i for i, r in enumerate(rows) if not (isinstance(r.get("prompt"), list) and isinstance(r.get("completion"), list))]
+    bad = [
+        i
+        for i, r in enumerate(rows)
+        if not (isinstance(r.get("prompt"), list) and isinstance(r.get("completion"), list))
+    ]
     if bad:
         raise StageFailure(
             f"train_student: {len(bad)} SFT rows (first: line {bad[0] + 1}) lack a conversational prompt and "
@@ -96,7 +100,7 @@ def train_student(
 
     import torch
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
     torch.manual_seed(seed)
@@ -147,7 +151,7 @@ def train_student(
 
     counts: dict[str, int] = {}
 
-    class LengthPolicySFTTrainer(SFTTrainer):  # type: ignore[misc]
+    class LengthPolicySFTTrainer(SFTTrainer):
         """TRL's own preparation, in two passes: tokenize untruncated, count and apply the length policy,
         then TRL's truncation and packing on the tokenized rows (it skips tokenizing what has input_ids)."""
 
