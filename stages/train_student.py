@@ -28,7 +28,7 @@ def main() -> None:
     )
     check_rows(read_jsonl(args.train))
     base = reference_of(Path(args.base_model))
-    plan = plan_launch(params.sft.accelerate_config, os.environ)
+    plan = plan_launch(params.sft.accelerate_config, os.environ, use_cpu=params.sft.use_cpu)
     key = checkpoint_key(Path(args.train).read_bytes(), base["fingerprint"], params.sft, params.seed, plan)
     metrics = run_training(
         plan,

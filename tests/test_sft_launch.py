@@ -46,7 +46,7 @@ def test_shipped_configs_load_through_accelerates_parser(name: str, kind: str, p
         assert config.deepspeed_config["zero_stage"] == 3 and config.deepspeed_config["zero3_save_16bit_model"]
     if name == "fsdp":
         assert config.fsdp_config["fsdp_state_dict_type"] == "FULL_STATE_DICT"
-    plan = plan_launch(str(CONFIGS / f"{name}.yaml"), {})
+    plan = plan_launch(str(CONFIGS / f"{name}.yaml"), {}, use_cpu=name == "cpu")
     assert (plan.distributed_type, plan.num_processes, plan.overrides) == (kind, processes, {})
 
 
@@ -57,7 +57,7 @@ def test_multi_node_settings_come_from_the_environment() -> None:
         "ADACOT_MACHINE_RANK": "1",
         "ADACOT_MAIN_PROCESS_IP": "10.0.0.1",
     }
-    plan = plan_launch(str(CONFIGS / "zero3.yaml"), env)
+    plan = plan_launch(str(CONFIGS / "zero3.yaml"), env, use_cpu=False)
     assert (plan.num_processes, plan.num_machines, plan.machine_rank) == (16, 2, 1)
     flags = plan.flags()
     assert flags[:2] == ["--config_file", str(CONFIGS / "zero3.yaml")]
@@ -70,24 +70,28 @@ def test_multi_node_settings_come_from_the_environment() -> None:
 
 
 @pytest.mark.parametrize(
-    ("config", "env", "message"),
+    ("config", "env", "use_cpu", "message"),
     [
-        ("configs/accelerate/nope.yaml", {}, "sft.accelerate_config=configs/accelerate/nope.yaml does not exist"),
-        ("configs/accelerate/ddp.yaml", {"ADACOT_NUM_PROCESSES": "two"}, "ADACOT_NUM_PROCESSES='two' must be"),
-        ("configs/accelerate/ddp.yaml", {"ADACOT_NUM_MACHINES": "2"}, "need ADACOT_MAIN_PROCESS_IP"),
+        ("configs/accelerate/nope.yaml", {}, True, "sft.accelerate_config=configs/accelerate/nope.yaml does not exist"),
+        ("configs/accelerate/ddp.yaml", {"ADACOT_NUM_PROCESSES": "two"}, True, "ADACOT_NUM_PROCESSES='two' must be"),
+        ("configs/accelerate/ddp.yaml", {"ADACOT_NUM_MACHINES": "2"}, True, "need ADACOT_MAIN_PROCESS_IP"),
         (
             "configs/accelerate/ddp.yaml",
             {"ADACOT_NUM_MACHINES": "2", "ADACOT_MACHINE_RANK": "2", "ADACOT_MAIN_PROCESS_IP": "h"},
+            True,
             "machine rank 2 with 2 machines",
         ),
+        ("configs/accelerate/cpu.yaml", {}, False, "sft.use_cpu is false but configs/accelerate/cpu.yaml forces"),
+        ("configs/accelerate/zero3.yaml", {}, True, "is DEEPSPEED, which needs GPUs"),
+        ("configs/accelerate/fsdp.yaml", {}, True, "is FSDP, which needs GPUs"),
     ],
 )
 def test_bad_launch_settings_fail_in_one_line(
-    config: str, env: dict[str, str], message: str, monkeypatch: pytest.MonkeyPatch
+    config: str, env: dict[str, str], use_cpu: bool, message: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(ROOT)
     with pytest.raises(StageFailure, match=message) as failure:
-        plan_launch(config, env)
+        plan_launch(config, env, use_cpu=use_cpu)
     assert "\n" not in str(failure.value)
 
 
@@ -108,7 +112,7 @@ def test_sft_params_refuse_contradictions(params_raw: dict[str, Any]) -> None:
 
 def test_checkpoint_key_follows_what_training_depends_on(params_raw: dict[str, Any]) -> None:
     sft = parse_params(params_raw).sft
-    plan = plan_launch(str(CONFIGS / "ddp.yaml"), {})
+    plan = plan_launch(str(CONFIGS / "ddp.yaml"), {}, use_cpu=True)
     key = checkpoint_key(b"rows", "base@1", sft, 0, plan)
     assert checkpoint_key(b"rows", "base@1", sft.model_copy(update={"checkpoint_steps": 7}), 0, plan) == key
     changed = [
@@ -117,9 +121,13 @@ def test_checkpoint_key_follows_what_training_depends_on(params_raw: dict[str, A
         checkpoint_key(b"rows", "base@1", sft.model_copy(update={"learning_rate": 1e-5}), 0, plan),
         checkpoint_key(b"rows", "base@1", sft, 1, plan),
         checkpoint_key(
-            b"rows", "base@1", sft, 0, plan_launch(str(CONFIGS / "ddp.yaml"), {"ADACOT_NUM_PROCESSES": "2"})
+            b"rows",
+            "base@1",
+            sft,
+            0,
+            plan_launch(str(CONFIGS / "ddp.yaml"), {"ADACOT_NUM_PROCESSES": "2"}, use_cpu=True),
         ),
-        checkpoint_key(b"rows", "base@1", sft, 0, plan_launch(str(CONFIGS / "zero3.yaml"), {})),
+        checkpoint_key(b"rows", "base@1", sft, 0, plan_launch(str(CONFIGS / "zero3.yaml"), {}, use_cpu=False)),
     ]
     assert key not in changed and len(set(changed)) == len(changed)
 
@@ -163,7 +171,14 @@ def _project(folder: Path, base_record: Path, params_raw: dict[str, Any], **sft:
         for q, a in PAIRS
     ]
     (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    settings = {"epochs": 1, "max_length": 48, "learning_rate": 1e-3, "checkpoint_steps": 0, **sft}
+    settings = {
+        "accelerate_config": str(CONFIGS / "cpu.yaml"),
+        "epochs": 1,
+        "max_length": 48,
+        "learning_rate": 1e-3,
+        "checkpoint_steps": 0,
+        **sft,
+    }
     params = {**params_raw, "sft": {**params_raw["sft"], **settings}}
     (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return folder
@@ -270,3 +285,18 @@ def test_no_row_fits_under_the_drop_policy(base_record: Path, params_raw: dict[s
     assert done.returncode == 1
     assert err.splitlines()[-1].startswith("error: train_student: no row fits sft.max_length=8 tokens")
     assert not (folder / "student").exists() and not (folder / "metrics.json").exists()
+
+
+def test_the_readme_8_gpu_command_gives_valid_params(tmp_path: Path) -> None:
+    from test_readme_runs import params_after, readme_block
+
+    (command,) = readme_block("sft-8gpu")
+    sft = params_after(command, tmp_path).sft
+    assert (sft.accelerate_config, sft.use_cpu, sft.bf16, sft.lora) == (
+        "configs/accelerate/zero3.yaml",
+        False,
+        True,
+        False,
+    )
+    plan = plan_launch(str(ROOT / sft.accelerate_config), {}, use_cpu=sft.use_cpu)
+    assert (plan.distributed_type, plan.num_processes) == ("DEEPSPEED", 8)

@@ -65,8 +65,12 @@ class LaunchPlan:
         return out
 
 
-def plan_launch(config_file: str, environ: Mapping[str, str]) -> LaunchPlan:
-    """Read ``config_file`` with accelerate's own parser and apply the ``ADACOT_*`` overrides; fail clearly."""
+def plan_launch(config_file: str, environ: Mapping[str, str], *, use_cpu: bool) -> LaunchPlan:
+    """Read ``config_file`` with accelerate's own parser and apply the ``ADACOT_*`` overrides; fail clearly.
+
+    ``use_cpu`` is ``sft.use_cpu``: a config that forces the CPU cannot serve a GPU run (accelerate would
+    quietly train on the CPU), and DeepSpeed or FSDP cannot serve a CPU run.
+    """
     from accelerate.commands.config.config_args import load_config_from_file
 
     path = Path(config_file)
@@ -80,6 +84,17 @@ def plan_launch(config_file: str, environ: Mapping[str, str]) -> LaunchPlan:
         raise StageFailure(
             f"train_student: accelerate cannot read sft.accelerate_config={config_file}: {error}"
         ) from None
+    kind = str(config.distributed_type).rsplit(".", 1)[-1]
+    if config.use_cpu and not use_cpu:
+        raise StageFailure(
+            f"train_student: sft.use_cpu is false but {config_file} forces the CPU (use_cpu: true); "
+            "choose configs/accelerate/ddp.yaml, zero3.yaml or fsdp.yaml"
+        )
+    if use_cpu and kind in ("DEEPSPEED", "FSDP"):
+        raise StageFailure(
+            f"train_student: {config_file} is {kind}, which needs GPUs; set sft.use_cpu: false "
+            "(and sft.bf16: true), or use configs/accelerate/cpu.yaml or ddp.yaml on CPU"
+        )
     overrides: dict[str, str] = {}
     for variable, name in LAUNCH_ENV.items():
         value = environ.get(variable, "").strip()
@@ -98,7 +113,7 @@ def plan_launch(config_file: str, environ: Mapping[str, str]) -> LaunchPlan:
     return LaunchPlan(
         config_file=path,
         config_text=path.read_text(),
-        distributed_type=str(config.distributed_type).rsplit(".", 1)[-1],
+        distributed_type=kind,
         num_processes=num_processes,
         num_machines=num_machines,
         machine_rank=machine_rank,

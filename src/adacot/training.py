@@ -210,6 +210,9 @@ def train_student(
         # model card README is not needed.
         for adapter_config in tuned.peft_config.values():
             adapter_config.base_model_name_or_path = base_id
+            # A set, written in the process's string-hash order: sorted, the same run writes the same bytes.
+            if isinstance(adapter_config.target_modules, set):
+                adapter_config.target_modules = sorted(adapter_config.target_modules)
         tuned.save_pretrained(out_dir, state_dict=state_dict, save_embedding_layers=False)
         (out_dir / "README.md").unlink(missing_ok=True)
         info = write_lora_record(out_dir, base, merge_dtype)
@@ -221,6 +224,10 @@ def train_student(
     if curves_dir is not None:
         write_curves(history, curves_dir)
     losses = [h["loss"] for h in history if "loss" in h]
+    tokens = max((int(h.get("num_tokens", 0)) for h in history), default=0)
+    gpu = {}
+    if torch.cuda.is_available() and not sft.use_cpu:
+        gpu["peak_gpu_mem_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
     return {
         "train_rows": len(rows),
         **counts,
@@ -233,6 +240,8 @@ def train_student(
         "first_loss": float(losses[0]) if losses else None,
         "last_loss": float(losses[-1]) if losses else None,
         "train_runtime_s": float(result.metrics.get("train_runtime", 0.0)),
+        "train_tokens": tokens,
+        **gpu,
         "lora": sft.lora,
         "model_id": info.model_id,
     }
