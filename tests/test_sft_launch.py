@@ -174,7 +174,7 @@ def _project(folder: Path, base_record: Path, params_raw: dict[str, Any], **sft:
     settings = {
         "accelerate_config": str(CONFIGS / "cpu.yaml"),
         "epochs": 1,
-        "max_length": 48,
+        "max_length": 64,
         "learning_rate": 1e-3,
         "checkpoint_steps": 0,
         **sft,
@@ -215,31 +215,36 @@ def _curve(folder: Path, name: str) -> list[dict[str, str]]:
 def test_two_gloo_processes_train_what_one_process_trains(
     base_record: Path, params_raw: dict[str, Any], tmp_path: Path
 ) -> None:
-    """Same effective batch (1 process x 2 rows vs 2 processes x 1 row): the same adapter, within float noise."""
+    """Same effective batch (1 process x 4 rows vs 2 processes x 2 rows): the same adapter, within float noise.
+
+    One optimizer step over all four rows: the processes' shard of the shuffled rows differs from one
+    process's order, and over several steps a different order trains a (legitimately) different adapter.
+    """
     import torch
 
-    one = _project(tmp_path / "one", base_record, params_raw, batch_size=2)
-    two = _project(tmp_path / "two", base_record, params_raw, batch_size=1,
+    one = _project(tmp_path / "one", base_record, params_raw, batch_size=4)
+    two = _project(tmp_path / "two", base_record, params_raw, batch_size=2,
                    accelerate_config=str(CONFIGS / "ddp.yaml"))  # fmt: skip
     single = _stage(one, base_record)
     double = _stage(two, base_record, {"ADACOT_NUM_PROCESSES": "2"})
     assert (single["processes"], double["processes"]) == (1, 2)
     assert (single["distributed_type"], double["distributed_type"]) == ("NO", "MULTI_GPU")  # torchrun; gloo on CPU
-    assert single["effective_batch_size"] == double["effective_batch_size"] == 2
+    assert single["effective_batch_size"] == double["effective_batch_size"] == 4
     counts = ("train_rows", "rows_trained", "rows_over_max_length", "rows_truncated", "rows_dropped_too_long", "steps")
     assert {k: single[k] for k in counts} == {k: double[k] for k in counts}
-    assert single["rows_truncated"] == 1 and single["steps"] == 2  # the long chain of thought, cut and counted
+    assert single["rows_truncated"] == 1 and single["steps"] == 1  # the long chain of thought, cut and counted
+    assert abs(single["train_loss"] - double["train_loss"]) < 1e-4 * single["train_loss"]
     ours, theirs = _adapter(one), _adapter(two)
     assert ours.keys() == theirs.keys()
     moved = max(float(v.abs().max()) for k, v in ours.items() if "lora_B" in k)
-    assert moved > 1e-4  # it trained (LoRA B starts at zero)
+    assert moved > 1e-4  # it trained (LoRA B starts at zero; one Adam step moves it by about the learning rate)
     differ = max(float((ours[k] - theirs[k]).abs().max()) for k in ours)
-    assert differ < 1e-3 * max(moved, 1.0), differ
+    assert differ < 0.02 * moved, (differ, moved)
     assert all(torch.isfinite(v).all() for v in theirs.values())
-    # DVCLive wrote one point per step for the loss and the learning rate.
+    # DVCLive wrote the step's loss and learning rate.
     for folder in (one, two):
-        assert [row["step"] for row in _curve(folder, "loss")] == ["1", "2"]
-        assert len(_curve(folder, "learning_rate")) == 2
+        assert [row["step"] for row in _curve(folder, "loss")] == ["1"]
+        assert len(_curve(folder, "learning_rate")) == 1
     assert not (one / "checkpoints").exists() or not any((one / "checkpoints").iterdir())
 
 
