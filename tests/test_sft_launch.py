@@ -236,10 +236,15 @@ def test_two_gloo_processes_train_what_one_process_trains(
     assert abs(single["train_loss"] - double["train_loss"]) < 1e-4 * single["train_loss"]
     ours, theirs = _adapter(one), _adapter(two)
     assert ours.keys() == theirs.keys()
-    moved = max(float(v.abs().max()) for k, v in ours.items() if "lora_B" in k)
-    assert moved > 1e-4  # it trained (LoRA B starts at zero; one Adam step moves it by about the learning rate)
-    differ = max(float((ours[k] - theirs[k]).abs().max()) for k in ours)
-    assert differ < 0.02 * moved, (differ, moved)
+    # LoRA A: the same seeded initialisation, and no gradient in the first step (B starts at zero).
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours if "lora_A" in k)
+    # LoRA B: Adam's first step is lr * g / (|g| + eps), about +-lr for every element, so an element whose
+    # gradient is at float-noise level may land on either side; compare the update as a whole.
+    b_ours = torch.cat([ours[k].flatten() for k in sorted(ours) if "lora_B" in k])
+    b_theirs = torch.cat([theirs[k].flatten() for k in sorted(ours) if "lora_B" in k])
+    assert float(b_ours.abs().max()) > 1e-4  # it trained
+    assert float(torch.nn.functional.cosine_similarity(b_ours, b_theirs, dim=0)) > 0.95
+    assert float(((b_ours - b_theirs).abs() < 1e-4).float().mean()) > 0.95
     assert all(torch.isfinite(v).all() for v in theirs.values())
     # DVCLive wrote the step's loss and learning rate.
     for folder in (one, two):
