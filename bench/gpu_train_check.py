@@ -1,4 +1,4 @@
-"""GPU check of the student's training path: ``adacot.training.train_student`` in bf16, then generation.
+"""GPU check of the student's training path, launched as the stage launches it, in bf16; then generation.
 
 What it does, in order:
 
@@ -10,8 +10,12 @@ What it does, in order:
    and reload) are what this checks.
 2. Reads TRL conversational prompt/completion rows (``data/sft/train.jsonl`` format) and repeats them up
    to ``--rows`` rows so that the timing covers enough steps.
-3. Calls ``train_student`` exactly as the DVC stage does, with ``SftParams(use_cpu=False)`` by default
-   (``--cpu`` switches to the CPU settings, for a quick local smoke test).
+3. Trains through the stage's own launch path: the real params.yaml with the ``sft`` settings below,
+   validated, then ``adacot.sft_launch`` (``accelerate launch --config_file <--accelerate-config>`` on
+   ``adacot.sft_worker``, each process running ``adacot.training.train_student``). On a GPU:
+   ``configs/accelerate/ddp.yaml`` with one process per visible GPU (``--processes``), bf16 and gradient
+   checkpointing. Without CUDA it stops with one line unless ``--cpu`` is given (the CPU settings and
+   ``configs/accelerate/cpu.yaml``, a quick local smoke test).
 4. Reloads the merged model from the output folder, checks it has no LoRA leftovers and that training
    moved its weights, and times batched greedy generation with transformers (bf16 on CUDA).
 5. Prints one JSON summary (and writes it to ``--out/summary.json``, with this script's own log in
@@ -22,8 +26,8 @@ Example (on a CUDA machine)::
     PYTHONPATH=src python bench/gpu_train_check.py --config-dir cfg/ --train data/sft/train.jsonl \\
         --rows 256 --out out/
 
-The trainer is read back (for TRL's token count and samples/s) by swapping ``trl.SFTTrainer`` for a
-subclass that records its instance; ``train_student`` itself is not changed.
+Throughput and peak GPU memory come from the stage metrics the main training process writes
+(``train_tokens``, ``train_runtime_s``, ``peak_gpu_mem_gib``).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -52,7 +57,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=256, help="train rows, the file's rows repeated")
     parser.add_argument("--out", type=Path, required=True, help="folder for summary.json and log.txt")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp dir)")
-    parser.add_argument("--cpu", action="store_true", help="SftParams.use_cpu=True (local smoke test)")
+    parser.add_argument("--cpu", action="store_true", help="sft.use_cpu=true, configs/accelerate/cpu.yaml (smoke test)")
+    parser.add_argument("--accelerate-config", default=None, help="default: cpu.yaml with --cpu, else ddp.yaml")
+    parser.add_argument("--processes", type=int, default=None, help="training processes (default: GPUs, or 1)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-lora", action="store_true", help="full fine-tuning instead of LoRA")
     parser.add_argument("--lora-r", type=int, default=16)
@@ -112,24 +119,74 @@ def build_random_base(config_dir: Path, dest: Path) -> dict[str, Any]:
     }
 
 
-class _TrainerRecorder:
-    """Swaps ``trl.SFTTrainer`` for a subclass that remembers the last instance built."""
+def launch_training(
+    args: argparse.Namespace, rows: list[dict[str, Any]], base_dir: Path, work: Path, device: str
+) -> dict[str, Any]:
+    """Train as the stage does: params validated, then ``accelerate launch`` through ``adacot.sft_launch``."""
+    import torch
+    import yaml
 
-    def __init__(self) -> None:
-        self.trainer: Any = None
+    from adacot.config import load_params
+    from adacot.models import reference_of
+    from adacot.sft_launch import checkpoint_key, plan_launch, run_training
 
-    def install(self) -> None:
-        import trl
-
-        original = trl.SFTTrainer
-        recorder = self
-
-        class RecordingSFTTrainer(original):  # type: ignore[misc, valid-type]
-            def __init__(self, *args: Any, **kwargs: Any) -> None:
-                super().__init__(*args, **kwargs)
-                recorder.trainer = self
-
-        trl.SFTTrainer = RecordingSFTTrainer
+    root = Path(__file__).resolve().parents[1]
+    config = args.accelerate_config or str(root / "configs/accelerate" / ("cpu.yaml" if args.cpu else "ddp.yaml"))
+    processes = args.processes or (torch.cuda.device_count() if device == "cuda" else 1)
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    raw["seed"] = args.seed
+    raw["sft"].update(
+        accelerate_config=config,
+        lora=not args.no_lora,
+        lora_r=args.lora_r,
+        lora_alpha=args.lora_alpha,
+        epochs=args.epochs,
+        learning_rate=args.lr,
+        batch_size=args.batch_size,
+        grad_accum=args.grad_accum,
+        max_length=args.max_length,
+        use_cpu=args.cpu,
+        bf16=not args.cpu,
+        gradient_checkpointing=not args.cpu,
+        checkpoint_steps=0,
+    )
+    work.mkdir(parents=True, exist_ok=True)
+    params_file, train_file = work / "params.yaml", work / "train.jsonl"
+    params_file.write_text(yaml.safe_dump(raw, sort_keys=False))
+    train_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    sft = load_params(params_file).sft
+    plan = plan_launch(config, {**os.environ, "ADACOT_NUM_PROCESSES": str(processes)}, use_cpu=sft.use_cpu)
+    key = checkpoint_key(train_file.read_bytes(), reference_of(base_dir)["fingerprint"], sft, args.seed, plan)
+    start = time.perf_counter()
+    metrics = run_training(
+        plan,
+        params_file=params_file,
+        train_file=train_file,
+        base_dir=base_dir,
+        out_dir=work / "tuned",
+        checkpoint_dir=work / "checkpoints" / f"sft-{key}",
+        curves_dir=work / "curves",
+    )
+    wall = round(time.perf_counter() - start, 2)
+    assert metrics is not None  # machine rank 0
+    log.info("trained %d rows in %.1f s wall: %s", len(rows), wall, metrics)
+    runtime, tokens = float(metrics["train_runtime_s"]), int(metrics.get("train_tokens") or 0)
+    return {
+        "sft": sft.model_dump(),
+        "accelerate_config": config,
+        "processes": metrics["processes"],
+        "train_wall_s": wall,
+        "train_metrics": metrics,
+        "train_rows": len(rows),
+        "steps": metrics["steps"],
+        "train_runtime_s": runtime,
+        "train_tokens": tokens or None,
+        "train_tokens_per_s": round(tokens / runtime, 1) if tokens and runtime else None,
+        "train_peak_gpu_mem_gib": metrics.get("peak_gpu_mem_gib"),
+        "first_loss": metrics.get("first_loss"),
+        "final_loss": metrics.get("last_loss"),
+        "mean_loss": metrics.get("train_loss"),
+    }
 
 
 def safetensors_keys(folder: Path) -> list[str]:
@@ -218,12 +275,11 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as error:
             summary["versions"][name] = f"unavailable: {error}"
 
+    if device == "cpu" and not args.cpu:
+        raise SystemExit("error: no CUDA device here; pass --cpu for the CPU smoke run of the same launch path")
     work_ctx = tempfile.TemporaryDirectory(prefix="gpu-train-check-") if args.work is None else None
     work = Path(work_ctx.name) if work_ctx else args.work
     try:
-        from adacot.config import SftParams
-        from adacot.training import train_student
-
         if args.config_dir:
             base_dir = work / "base"
             summary.update(build_random_base(args.config_dir, base_dir))
@@ -232,58 +288,12 @@ def main(argv: list[str] | None = None) -> int:
             summary["base_weights"] = f"pretrained from {base_dir}"
         log.info("base model ready at %s (%s)", base_dir, summary["base_weights"])
         rows = read_rows(args.train, args.rows)
-        sft = SftParams(
-            lora=not args.no_lora,
-            lora_r=args.lora_r,
-            lora_alpha=args.lora_alpha,
-            epochs=args.epochs,
-            learning_rate=args.lr,
-            batch_size=args.batch_size,
-            grad_accum=args.grad_accum,
-            max_length=args.max_length,
-            use_cpu=args.cpu,
-        )
-        summary["sft"] = sft.model_dump()
-        recorder = _TrainerRecorder()
-        recorder.install()
-        if device == "cuda":
-            torch.cuda.reset_peak_memory_stats()
-        out_dir = work / "tuned"
-        start = time.perf_counter()
-        metrics = train_student(rows, base_dir, out_dir, sft, args.seed, work / "trainer")
-        summary["train_wall_s"] = round(time.perf_counter() - start, 2)
-        summary["train_metrics"] = metrics
-        log.info("trained %d rows in %.1f s wall: %s", len(rows), summary["train_wall_s"], metrics)
-        if device == "cuda":
-            summary["train_peak_gpu_mem_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
-            summary["train_peak_gpu_reserved_gib"] = round(torch.cuda.max_memory_reserved() / 2**30, 3)
-        history = recorder.trainer.state.log_history if recorder.trainer else []
-        final = next((h for h in reversed(history) if "train_runtime" in h), {})
-        tokens = max((h.get("num_tokens", 0) for h in history), default=0)
-        runtime = float(final.get("train_runtime", metrics.get("train_runtime_s", 0.0)))
-        summary.update(
-            {
-                "train_rows": len(rows),
-                "steps": metrics.get("steps"),
-                "train_runtime_s": runtime,
-                "train_samples_per_s": final.get("train_samples_per_second"),
-                "train_steps_per_s": final.get("train_steps_per_second"),
-                "train_tokens": int(tokens) if tokens else None,
-                "train_tokens_per_s": round(tokens / runtime, 1) if tokens and runtime else None,
-                "first_loss": metrics.get("first_loss"),
-                "final_loss": metrics.get("last_loss"),
-                "mean_loss": metrics.get("train_loss"),
-            }
-        )
-        del recorder.trainer
-        if device == "cuda":
-            torch.cuda.empty_cache()
-
+        summary.update(launch_training(args, rows, base_dir, work, device))
         # train_student saves the LoRA adapter and a record; the merge happens where the student is used.
         from adacot.models import resolve_weights
 
-        summary["adapter_saved"] = (out_dir / "adapter_model.safetensors").is_file()
-        out_dir = resolve_weights(out_dir)
+        summary["adapter_saved"] = (work / "tuned/adapter_model.safetensors").is_file()
+        out_dir = resolve_weights(work / "tuned")
         keys = safetensors_keys(out_dir)
         summary["merged_saved"] = bool(keys) and (out_dir / "adacot_model.json").is_file()
         summary["merged_lora_keys_left"] = sum("lora_" in k for k in keys)

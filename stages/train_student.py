@@ -1,10 +1,17 @@
-"""DVC stage train_student: TRL SFT (LoRA by default) of the base model on the kept solutions."""
+"""DVC stage train_student: TRL SFT (LoRA by default) of the base model on the kept solutions.
 
-import tempfile
+Validates params, rows, the base model and the accelerate config, then trains through `accelerate launch`
+(``adacot.sft_launch``). On a multi-node run every node runs this script (rank from ADACOT_MACHINE_RANK);
+only rank 0 writes the outs.
+"""
+
+import os
 from pathlib import Path
 
+from adacot.models import reference_of
+from adacot.sft_launch import checkpoint_key, plan_launch, run_training
 from adacot.stageio import read_jsonl, run_stage, setup, write_metrics
-from adacot.training import train_student
+from adacot.training import check_rows
 
 
 def main() -> None:
@@ -13,15 +20,27 @@ def main() -> None:
         {
             "train": "SFT JSONL",
             "base_model": "base model folder (a record or an HF folder)",
+            "checkpoints": "folder for resumable checkpoints (outside every out)",
             "out": "out: tuned student (LoRA adapter + record, or a full HF folder)",
+            "curves": "out: DVCLive folder with the loss and learning-rate curves",
             "metrics": "out: metrics JSON",
         },
     )
-    with tempfile.TemporaryDirectory(prefix="adacot-sft-") as work:
-        metrics = train_student(
-            read_jsonl(args.train), Path(args.base_model), Path(args.out), params.sft, params.seed, Path(work)
-        )
-    write_metrics(args.metrics, metrics)
+    check_rows(read_jsonl(args.train))
+    base = reference_of(Path(args.base_model))
+    plan = plan_launch(params.sft.accelerate_config, os.environ, use_cpu=params.sft.use_cpu)
+    key = checkpoint_key(Path(args.train).read_bytes(), base["fingerprint"], params.sft, params.seed, plan)
+    metrics = run_training(
+        plan,
+        params_file=Path(args.params),
+        train_file=Path(args.train),
+        base_dir=Path(args.base_model),
+        out_dir=Path(args.out),
+        checkpoint_dir=Path(args.checkpoints) / f"sft-{key}",
+        curves_dir=Path(args.curves),
+    )
+    if metrics is not None:
+        write_metrics(args.metrics, metrics)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-COPIED = ("dvc.yaml", "stages", "src", "prompts", "data/pools", "data/benchmarks")
+COPIED = ("dvc.yaml", "stages", "src", "prompts", "configs", "data/pools", "data/benchmarks")
 
 # The whole pipeline in a few minutes on 2 cores: a pool of 17 questions, 7 benchmark questions, short
 # answers, one SFT epoch. The student runs through transformers (no engine start-up per stage).

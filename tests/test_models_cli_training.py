@@ -153,8 +153,12 @@ def test_train_student_without_rows_fails_in_one_line_and_writes_nothing(tmp_pat
             "train.jsonl",
             "--base-model",
             "base",
+            "--checkpoints",
+            "checkpoints",
             "--out",
             "student",
+            "--curves",
+            "curves",
             "--metrics",
             "metrics.json",
         ],
@@ -169,6 +173,7 @@ def test_train_student_without_rows_fails_in_one_line_and_writes_nothing(tmp_pat
     )
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "student").exists() and not (tmp_path / "metrics.json").exists()
+    assert not (tmp_path / "curves").exists() and not (tmp_path / "checkpoints").exists()
 
 
 def test_cli_verify_math(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -521,18 +521,60 @@ class VerifyParams(Section):
     sandbox: SandboxParams
 
 
-class SftParams(Section):
-    """`sft`: TRL supervised fine-tuning of the student on the kept solutions."""
+SchedulerName = Literal[
+    "linear",
+    "cosine",
+    "cosine_with_restarts",
+    "polynomial",
+    "constant",
+    "constant_with_warmup",
+    "inverse_sqrt",
+    "cosine_with_min_lr",
+    "warmup_stable_decay",
+]
+AttnImplementation = Literal["eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention"]
 
+
+class SftParams(Section):
+    """`sft`: TRL supervised fine-tuning of the student on the kept solutions, run by `accelerate launch`.
+
+    ``accelerate_config`` names the accelerate config file the stage launches with (shipped under
+    ``configs/accelerate/``: cpu, ddp, zero3, fsdp); ``batch_size`` is per process, so the effective batch
+    is ``batch_size * grad_accum * processes``. A row longer than ``max_length`` tokens is dropped or
+    truncated by ``length_policy`` and counted in the metrics either way. ``checkpoint_steps`` > 0 saves
+    a resumable checkpoint every that many optimizer steps (0 = none).
+    """
+
+    accelerate_config: str = Field(min_length=1, description="accelerate config file, e.g. configs/accelerate/cpu.yaml")
     lora: bool
     lora_r: int = Field(gt=0)
     lora_alpha: int = Field(gt=0)
     epochs: float = Field(gt=0)
     learning_rate: float = Field(gt=0)
-    batch_size: int = Field(gt=0)
+    lr_scheduler: SchedulerName
+    warmup_ratio: float = Field(ge=0, lt=1, description="share of the steps spent warming the learning rate up")
+    weight_decay: float = Field(ge=0)
+    batch_size: int = Field(gt=0, description="rows per process per step")
     grad_accum: int = Field(gt=0)
-    max_length: int = Field(gt=0)
+    max_length: int = Field(gt=0, description="tokens per row (prompt + completion), or per packed sequence")
+    length_policy: Literal["drop", "truncate"] = Field(description="rows over max_length: drop them or cut them")
+    packing: bool
+    attn_implementation: AttnImplementation | None = Field(description="null = transformers' default (sdpa)")
+    gradient_checkpointing: bool
+    bf16: bool
     use_cpu: bool
+    checkpoint_steps: int = Field(ge=0, description="save a resumable checkpoint every N steps (0 = never)")
+
+    @model_validator(mode="after")
+    def _check(self) -> SftParams:
+        if self.use_cpu and self.bf16:
+            raise ValueError(
+                "sft.bf16: true needs a GPU (sft.use_cpu: false); on CPU it is slow and DESIGN.md §5 keeps fp32"
+            )
+        if self.packing and self.length_policy == "drop":
+            # Packing cuts the concatenated rows into max_length pieces: a dropped long row is not needed.
+            raise ValueError("sft.packing: true packs rows into max_length pieces; use sft.length_policy: truncate")
+        return self
 
 
 class EvaluateParams(SamplingParamsSection):
