@@ -36,7 +36,9 @@ PRICE = Price(input_per_mtok=1000.0, output_per_mtok=2000.0)
 
 
 def _served(server: FakeOpenAIServer, cap: float | None, **api: object) -> OpenAIChatModel:
-    settings = api_params(server.base_url, max_spend_usd=cap, **api)
+    # A generous timeout: on a loaded machine a 5 s one let a request time out as the server answered it, so
+    # the server counted an answer the client never kept (the cap test's counts then failed by chance).
+    settings = api_params(server.base_url, max_spend_usd=cap, **{"request_timeout_s": 120.0, **api})
     return OpenAIChatModel("fake-teacher", settings, None, seed=3, spend=budget_for(settings, PRICE))
 
 
