@@ -261,7 +261,7 @@ def test_roles_choose_their_backend_and_price(params_raw: dict, monkeypatch: pyt
     monkeypatch.delenv("ADACOT_TEST_KEY")
     with pytest.raises(ApiKeyMissing):
         open_teacher_model(params, Path("unused"))
-    bad_student = {**params_raw, "student": {"backend": "openai", "served_model": None, "api": {}}}
+    bad_student = {**params_raw, "student": {"backend": "openai", "served_model": None, "api": {}, "engine": {}}}
     from adacot.config import ParamsError
 
     with pytest.raises(ParamsError, match="served_model"):
