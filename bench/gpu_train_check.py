@@ -127,8 +127,7 @@ def launch_training(
     import yaml
 
     from adacot.config import load_params
-    from adacot.models import reference_of
-    from adacot.sft_launch import checkpoint_key, plan_launch, run_training
+    from adacot.sft_launch import plan_launch, train_resumable
 
     root = Path(__file__).resolve().parents[1]
     config = args.accelerate_config or str(root / "configs/accelerate" / ("cpu.yaml" if args.cpu else "ddp.yaml"))
@@ -156,15 +155,16 @@ def launch_training(
     train_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
     sft = load_params(params_file).sft
     plan = plan_launch(config, {**os.environ, "ADACOT_NUM_PROCESSES": str(processes)}, use_cpu=sft.use_cpu)
-    key = checkpoint_key(train_file.read_bytes(), reference_of(base_dir)["fingerprint"], sft, args.seed, plan)
     start = time.perf_counter()
-    metrics = run_training(
+    metrics = train_resumable(
         plan,
+        sft,
+        args.seed,
         params_file=params_file,
         train_file=train_file,
         base_dir=base_dir,
         out_dir=work / "tuned",
-        checkpoint_dir=work / "checkpoints" / f"sft-{key}",
+        checkpoints_root=work / "checkpoints",
         curves_dir=work / "curves",
     )
     wall = round(time.perf_counter() - start, 2)

@@ -8,8 +8,7 @@ only rank 0 writes the outs.
 import os
 from pathlib import Path
 
-from adacot.models import reference_of
-from adacot.sft_launch import checkpoint_key, plan_launch, run_training
+from adacot.sft_launch import plan_launch, train_resumable
 from adacot.stageio import read_jsonl, run_stage, setup, write_metrics
 from adacot.training import check_rows
 
@@ -27,16 +26,16 @@ def main() -> None:
         },
     )
     check_rows(read_jsonl(args.train))
-    base = reference_of(Path(args.base_model))
     plan = plan_launch(params.sft.accelerate_config, os.environ, use_cpu=params.sft.use_cpu)
-    key = checkpoint_key(Path(args.train).read_bytes(), base["fingerprint"], params.sft, params.seed, plan)
-    metrics = run_training(
+    metrics = train_resumable(
         plan,
+        params.sft,
+        params.seed,
         params_file=Path(args.params),
         train_file=Path(args.train),
         base_dir=Path(args.base_model),
         out_dir=Path(args.out),
-        checkpoint_dir=Path(args.checkpoints) / f"sft-{key}",
+        checkpoints_root=Path(args.checkpoints),
         curves_dir=Path(args.curves),
     )
     if metrics is not None:

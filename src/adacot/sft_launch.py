@@ -140,6 +140,34 @@ def checkpoint_key(train_bytes: bytes, base_id: str, sft: SftParams, seed: int, 
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def train_resumable(
+    plan: LaunchPlan,
+    sft: SftParams,
+    seed: int,
+    *,
+    params_file: Path,
+    train_file: Path,
+    base_dir: Path,
+    out_dir: Path,
+    checkpoints_root: Path,
+    curves_dir: Path,
+) -> dict[str, Any] | None:
+    """``run_training`` with its checkpoints in ``checkpoints_root/sft-<checkpoint_key>``: a rerun of the same
+    run (rows, base, params, launch) resumes there; any other run starts afresh."""
+    from adacot.models import reference_of
+
+    key = checkpoint_key(train_file.read_bytes(), reference_of(base_dir)["fingerprint"], sft, seed, plan)
+    return run_training(
+        plan,
+        params_file=params_file,
+        train_file=train_file,
+        base_dir=base_dir,
+        out_dir=out_dir,
+        checkpoint_dir=checkpoints_root / f"sft-{key}",
+        curves_dir=curves_dir,
+    )
+
+
 def run_training(
     plan: LaunchPlan,
     *,
