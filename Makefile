@@ -10,7 +10,7 @@ STAMP := $(VENV)/.adacot-installed
 TORCH_SPEC ?= torch==2.13.0
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup repro repro-code test test-fast lint clean-cache
+.PHONY: setup repro repro-code ablation test test-fast lint clean-cache
 
 setup: $(STAMP)
 
@@ -35,6 +35,11 @@ CODE_PARAMS ?= -S domain=code -S grade.max_tokens=256 -S teacher.max_tokens=384 
   -S sft.max_length=768
 repro-code: setup
 	PATH=$(abspath $(VENV))/bin:$$PATH dvc exp run $(CODE_PARAMS)
+
+# The ablation sweep (README "The ablation"): arms x seeds as queued DVC experiments, one grading, one table.
+ABLATION_PLAN ?= configs/ablation.yaml
+ablation: setup
+	PATH=$(abspath $(VENV))/bin:$$PATH adacot ablation --plan $(ABLATION_PLAN)
 
 test: setup
 	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m pytest

@@ -53,7 +53,17 @@ def main() -> None:
     write_json(args.plot_levels, levels_rows)
     write_json(args.plot_pass_rate, pass_rows)
     metrics["eval"] = {
-        k: eval_metrics[k] for k in ("questions", "level_histogram", "level_share", "pass_rate_by_level", "score_edges")
+        k: eval_metrics[k]
+        for k in (
+            "questions",
+            "level_histogram",
+            "level_share",
+            "pass_rate_by_level",
+            "score_edges",
+            "truncation_rate",
+            "truncation_by_level",
+        )
+        if k in eval_metrics
     }
     write_metrics(args.metrics, metrics)
 

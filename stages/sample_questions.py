@@ -24,7 +24,7 @@ def main() -> None:
         read_table(Path(args.database), DATABASE),
         shares,
         params.sample.size,
-        params.seed,
+        params.seed_of("sample"),
         params.sample.shortage,
         params.sample.strategy,
     )

@@ -30,7 +30,7 @@ def main() -> None:
     metrics = train_resumable(
         plan,
         params.sft,
-        params.seed,
+        params.seed_of("sft"),
         params_file=Path(args.params),
         train_file=Path(args.train),
         base_dir=Path(args.base_model),

@@ -252,7 +252,7 @@ class ParamsReads(ast.NodeVisitor):
         if rest:
             # Not a field: a method (`dist.shares()`) or something past a plain value; `role_api` is the
             # one Params method with a known reach (visit_Call), anything else reads what it stands on.
-            if where.key == "" and rest[0] in ("role_api", "role_engine"):
+            if where.key == "" and rest[0] in ("role_api", "role_engine", "seed_of"):
                 return
             self._read(where, f"`.{rest[0]}`")
         else:
@@ -276,6 +276,14 @@ class ParamsReads(ast.NodeVisitor):
                 self.reads.keys.update({"engine", f"{role.value}.engine"})
             else:
                 self.reads.keys.update({"engine", "student.engine", "teacher.engine", "prm.engine", "evaluate.engine"})
+            return
+        # params.seed_of("sample") reads `seed` and `sample.seed`.
+        if chain is not None and chain[0].key == "" and chain[1] == ["seed_of"]:
+            section = node.args[0]
+            if isinstance(section, ast.Constant) and isinstance(section.value, str):
+                self.reads.keys.update({"seed", f"{section.value}.seed"})
+            else:
+                self.reads.keys.update({"seed", "sample.seed", "sft.seed"})
             return
         passed: list[tuple[int | str, Tracked]] = []
         for index, arg in enumerate(node.args):

@@ -186,6 +186,29 @@ def _model_path(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ablation(args: argparse.Namespace) -> int:
+    """Run (or only report) the ablation sweep of a plan: see ``adacot.ablation``."""
+    from adacot.ablation import ablation_table, dvc_runner, load_plan, results_by_name, run_sweep, write_report
+    from adacot.errors import StageFailure
+
+    try:
+        plan = load_plan(args.plan)
+        run = dvc_runner(Path.cwd())
+        if args.report_only:
+            from adacot.ablation import experiments
+
+            names = [e.name for e in experiments(plan)]
+            results = results_by_name(json.loads(run(["exp", "show", "--json"]) or "[]"), names)
+        else:
+            results = run_sweep(plan, args.params, run, jobs=args.jobs)
+        table = ablation_table(plan, results)
+    except StageFailure as failure:
+        print(f"error: {failure}", file=sys.stderr)
+        return 1
+    print(write_report(table, args.out, args.plot, None if args.no_png else args.png), end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``adacot`` console script."""
     parser = argparse.ArgumentParser(prog="adacot", description=__doc__)
@@ -247,6 +270,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     mp.add_argument("folder", type=Path, help="a prepared model folder, e.g. models/base or models/student")
     mp.set_defaults(func=_model_path)
+    ab = sub.add_parser(
+        "ablation",
+        help="the adaptive-vs-random sweep: queue arms x seeds as DVC experiments, run them, write the table",
+    )
+    ab.add_argument("--plan", type=Path, default=Path("configs/ablation.yaml"), help="arms, seeds, shared params")
+    ab.add_argument("--params", type=Path, default=Path("params.yaml"))
+    ab.add_argument("--jobs", type=int, help="dvc queue workers (default: the plan's)")
+    ab.add_argument("--report-only", action="store_true", help="only read the finished experiments and write the table")
+    ab.add_argument("--out", type=Path, default=Path("metrics/ablation.json"), help="the table (metrics JSON)")
+    ab.add_argument("--plot", type=Path, default=Path("metrics/plots/ablation_by_level.json"), help="DVC plot data")
+    ab.add_argument("--png", type=Path, default=Path("docs/ablation.png"), help="accuracy by level per arm")
+    ab.add_argument("--no-png", action="store_true")
+    ab.set_defaults(func=_ablation)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     return int(args.func(args))

@@ -479,6 +479,7 @@ class SampleParams(Section):
     size: int = Field(gt=0)
     shortage: Literal["nearest", "fewer", "fail"]
     strategy: Literal["adaptive", "random"]
+    seed: int | None = Field(description="the draw's seed; null = the top-level seed (a sweep varies this alone)")
 
 
 class TeacherParams(SamplingParamsSection):
@@ -564,6 +565,7 @@ class SftParams(Section):
     bf16: bool
     use_cpu: bool
     checkpoint_steps: int = Field(ge=0, description="save a resumable checkpoint every N steps (0 = never)")
+    seed: int | None = Field(description="training seed (init, shuffling); null = the top-level seed")
 
     @model_validator(mode="after")
     def _check(self) -> SftParams:
@@ -691,6 +693,15 @@ class Params(Section):
         """The servers, key and limits a role uses when its backend is ``openai``: ``api`` with its overrides."""
         override: _ApiOverrideBase = getattr(self, role).api
         return override.merged_over(self.api)
+
+    def seed_of(self, section: Literal["sample", "sft"]) -> int:
+        """The seed a section uses: its own ``seed``, or the top-level one when that is null.
+
+        A sweep over seeds varies these alone, so the pool, the grading and the teacher's answers (all on
+        the top-level seed) stay the same across its experiments and are never redone.
+        """
+        own: int | None = getattr(self, section).seed
+        return self.seed if own is None else own
 
     def role_engine(self, role: Literal["student", "teacher", "prm", "evaluate"]) -> EngineParams:
         """The engine a role's local model runs on: ``engine`` with the role's own ``engine`` keys."""

@@ -24,20 +24,9 @@ from adacot.llm.spend import spend_block
 from adacot.prompts import PromptSet
 from adacot.responses import collect_responses
 from adacot.schemas import BENCHMARK, EVAL_RESPONSES, conform
+from adacot.stats import mean_and_stderr
 from adacot.verify import verify_many
 from adacot.verify.frames import mean_tests_passed_share, status_counts, verdict_columns
-
-
-def mean_and_stderr(per_question: Sequence[float]) -> tuple[float, float]:
-    """(mean, standard error) of per-question scores; the error is 0 for fewer than two questions."""
-    if not per_question:
-        return 0.0, 0.0
-    mean = sum(per_question) / len(per_question)
-    if len(per_question) < 2:
-        return mean, 0.0
-    var = sum((x - mean) ** 2 for x in per_question) / (len(per_question) - 1)
-    return mean, math.sqrt(var / len(per_question))
-
 
 pass_at_1 = mean_and_stderr
 

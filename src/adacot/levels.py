@@ -201,8 +201,26 @@ def assign_levels(
     version = grader_version(levels, k, grader)
     table = conform(table.with_columns(grader_version=pl.lit(version)).sort("question_id"), DATABASE, "database")
     metrics = level_metrics(table)
-    metrics.update(grader_version=version, score_edges=edges)
+    metrics.update(grader_version=version, score_edges=edges, **truncation_metrics(table, attempts))
     return table, metrics
+
+
+def truncation_metrics(table: pl.DataFrame, attempts: pl.DataFrame) -> dict[str, Any]:
+    """The share of the student's attempts cut at the token limit, overall and per level.
+
+    A level full of cut attempts measures how long the student talks as much as what it can solve: the
+    grading budget (``grade.max_tokens``) should leave this small. Empty for callers without token data.
+    """
+    if "finish_reason" not in attempts.columns:
+        return {}
+    cut = attempts.select("question_id", (pl.col("finish_reason") == "length").cast(pl.Float64).alias("cut"))
+    joined = cut.join(table.select("question_id", "level"), on="question_id", how="inner")
+    by_level: dict[str, float | None] = {}
+    for level in LEVELS:
+        values = joined.filter(pl.col("level") == level)["cut"]
+        by_level[level] = float(values.mean()) if values.len() else None  # type: ignore[arg-type]
+    overall = float(joined["cut"].mean()) if joined.height else 0.0  # type: ignore[arg-type]
+    return {"truncation_rate": overall, "truncation_by_level": by_level}
 
 
 def _level_by_column(

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     params = load_params(args.params)
     try:
         metrics = train_student(
-            read_jsonl(args.train), args.base_model, args.out, params.sft, params.seed, args.work, args.curves
+            read_jsonl(args.train), args.base_model, args.out, params.sft, params.seed_of("sft"), args.work, args.curves
         )
     except StageFailure as failure:
         if main_process:
