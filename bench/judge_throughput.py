@@ -80,6 +80,12 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="first N failing attempts only")
     parser.add_argument("--repeats", type=int, default=1, help="alternating per-step / single-pass rounds")
     parser.add_argument("--json", default=None, help="also write the figures here")
+    parser.add_argument(
+        "--single-pass-backend",
+        choices=("same", "vllm", "transformers"),
+        default="same",
+        help="engine for the single-pass mode (default: the per-step mode's, engine.backend of params.yaml)",
+    )
     args = parser.parse_args()
 
     params = load_params(Path(args.params))
@@ -102,23 +108,27 @@ def main() -> None:
     print(f"{len(items)} failing attempts, {steps} steps, {failed['question_id'].n_unique()} questions")
 
     model: Any = open_local_model(Path(args.model), params.engine, params.seed)
+    models: dict[str, Any] = {"per_step": model, "single_pass": model}
+    if args.single_pass_backend != "same":
+        engine = params.engine.model_copy(update={"backend": args.single_pass_backend})
+        models["single_pass"] = open_local_model(Path(args.model), engine, params.seed)
     try:
         tokenizer = model.tokenizer
         # Warm the engine (first-call allocations) on one attempt in both modes, outside the timing.
         warm = [next(i for i in items if i[1])]
         for mode in ("per_step", "single_pass"):
-            GenerativeJudge(model, mode=mode, judge=judge_wording).score(warm)
+            GenerativeJudge(models[mode], mode=mode, judge=judge_wording).score(warm)
         seconds: dict[str, list[float]] = {"per_step": [], "single_pass": []}
         scores: dict[str, list[list[float]]] = {}
         grader: dict[str, str] = {}
         for _ in range(args.repeats):
             for mode in ("per_step", "single_pass"):
                 judge = GenerativeJudge(
-                    model, mode=mode, judge=judge_wording, batch_requests=params.engine.batch_requests
+                    models[mode], mode=mode, judge=judge_wording, batch_requests=params.engine.batch_requests
                 )
                 # Each timed run starts without the previous round's KV blocks (vLLM's prefix cache would
                 # answer a repeated per-step prompt almost free; prompt logprobs never read it).
-                reset = getattr(getattr(model, "_llm", None), "reset_prefix_cache", None)
+                reset = getattr(getattr(models[mode], "_llm", None), "reset_prefix_cache", None)
                 if reset is not None:
                     reset()
                 start = time.perf_counter()
@@ -127,9 +137,11 @@ def main() -> None:
                 grader[mode] = judge.grader_id
         tokens = {mode: _prompt_tokens(tokenizer, mode, items, judge_wording) for mode in seconds}
     finally:
-        model.close()
+        for opened in {id(m): m for m in models.values()}.values():
+            opened.close()
 
     figures: dict[str, Any] = {"attempts": len(items), "steps": steps, "modes": {}}
+    figures["backends"] = {mode: type(m).__name__ for mode, m in models.items()}
     for mode in ("per_step", "single_pass"):
         best = min(seconds[mode])
         figures["modes"][mode] = {

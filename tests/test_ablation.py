@@ -269,8 +269,16 @@ def test_the_table_is_the_mean_and_standard_error_over_seeds_per_arm_benchmark_l
             "metrics/breakdown.json": breakdown_metrics(scores[exp.arm][exp.seed]),
             "metrics/sample_questions.json": {"effective_quota": {"easy": exp.seed, "medium": 6 - exp.seed}},
             "metrics/train_student.json": {"train_rows": 6},
+            "metrics/build_database.json": {
+                "questions": 20,
+                "level_histogram": {"easy": 4, "extreme": 16},
+                "truncation_rate": 0.05,
+                "truncation_by_level": {"easy": 0.0, "extreme": 0.0625},
+                "eval": {"questions": 10, "level_histogram": {"easy": 2, "extreme": 8}, "truncation_by_level": {}},
+            },
         }
     table = ablation_table(plan, results)
+    assert table["grading"]["pool"]["truncation_by_level"]["extreme"] == 0.0625
     for arm, values in scores.items():
         cell = table["arms"][arm]["benchmarks"]["bench"]["pass@1"]
         assert (cell["mean"], cell["stderr"]) == pytest.approx(mean_and_stderr(values))
@@ -287,6 +295,7 @@ def test_the_table_is_the_mean_and_standard_error_over_seeds_per_arm_benchmark_l
     assert rows[0]["random"] == pytest.approx(0.4) and rows[0]["base"] == pytest.approx(0.3)
     text = markdown(table)
     assert "| adaptive_pc | 0.300 ± 0.058 | 0.300 ± 0.058 |" in text and "| base (untuned) | 0.100 | 0.100 |" in text
+    assert "| extreme | 0.0 | 0.0 | 16 (6%) | 8 |" in text
     assert plot_png(table, tmp_path / "ablation.png")
     assert (tmp_path / "ablation.png").read_bytes()[:4] == b"\x89PNG"
     del results[experiments(plan)[-1].name]

@@ -49,6 +49,7 @@ SEED_KEYS = ("sample.seed", "sft.seed")
 BREAKDOWN_METRICS = "metrics/breakdown.json"
 SAMPLE_METRICS = "metrics/sample_questions.json"
 TRAIN_METRICS = "metrics/train_student.json"
+DATABASE_METRICS = "metrics/build_database.json"
 
 
 class AblationPlan(BaseModel):
@@ -222,7 +223,12 @@ def ablation_table(plan: AblationPlan, results: Mapping[str, Mapping[str, Any]])
         base = base or breakdowns[0]["base"]
         table: dict[str, Any] = {}
         for bench, entry in breakdowns[0]["student"].items():
-            row: dict[str, Any] = {"pass@1": _spread([b["student"][bench]["pass@1"] for b in breakdowns])}
+            row: dict[str, Any] = {
+                "pass@1": _spread([b["student"][bench]["pass@1"] for b in breakdowns]),
+                "truncation_rate": _spread([b["student"][bench].get("truncation_rate", 0.0) for b in breakdowns])[
+                    "mean"
+                ],
+            }
             for grouping in ("by_level", "by_generator_tier"):
                 keys = entry.get(grouping, {})
                 row[grouping] = {
@@ -248,7 +254,18 @@ def ablation_table(plan: AblationPlan, results: Mapping[str, Mapping[str, Any]])
             "train_rows": _spread([float(t.get("train_rows", 0)) for t in trains])["mean"],
         }
     assert base is not None
+    database = results[exps[0].name].get(DATABASE_METRICS) or {}
+    grading = {
+        "pool": {
+            k: database.get(k) for k in ("questions", "level_histogram", "truncation_rate", "truncation_by_level")
+        },
+        "eval": {
+            k: (database.get("eval") or {}).get(k)
+            for k in ("questions", "level_histogram", "truncation_rate", "truncation_by_level")
+        },
+    }
     return {
+        "grading": grading,
         "experiments": [e.name for e in exps],
         "seeds": plan.seeds,
         "params": plan.params,
@@ -256,6 +273,7 @@ def ablation_table(plan: AblationPlan, results: Mapping[str, Mapping[str, Any]])
             bench: {
                 "pass@1": entry["pass@1"],
                 "stderr": entry["stderr"],
+                "truncation_rate": entry.get("truncation_rate"),
                 "by_level": {k: v["pass@1"] for k, v in entry.get("by_level", {}).items()},
                 "by_generator_tier": {k: v["pass@1"] for k, v in entry.get("by_generator_tier", {}).items()},
             }
@@ -309,6 +327,24 @@ def markdown(table: Mapping[str, Any]) -> str:
             f"{by_level[lv]['mean']:.3f} ± {by_level[lv]['stderr']:.3f}" if lv in by_level else "-" for lv in levels
         ]
         lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "| level | "
+        + " | ".join(f"sample: {arm}" for arm in table["arms"])
+        + " | pool (attempts cut) | eval set (attempts cut) |",
+    ]
+    lines.append("|---|" + "---:|" * (len(table["arms"]) + 2))
+    grading = table.get("grading") or {}
+
+    def graded(which: str, level: str) -> str:
+        part = grading.get(which) or {}
+        count = (part.get("level_histogram") or {}).get(level)
+        cut = (part.get("truncation_by_level") or {}).get(level)
+        return "-" if count is None else f"{count} ({cut:.0%})" if cut is not None else str(count)
+
+    for level in LEVELS:
+        counts = [f"{figures['sample_by_level'].get(level, 0.0):.1f}" for figures in table["arms"].values()]
+        lines.append(f"| {level} | " + " | ".join(counts) + f" | {graded('pool', level)} | {graded('eval', level)} |")
     return "\n".join(lines) + "\n"
 
 
