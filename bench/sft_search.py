@@ -23,6 +23,7 @@ from adacot.ablation import (
     Experiment,
     check_experiments,
     dvc_runner,
+    head_rev,
     load_plan,
     override,
     run_experiments,
@@ -37,6 +38,7 @@ def main() -> None:
     parser.add_argument("--arm", default="random", help="the arm whose sample the settings train on")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--prefix", default="sftsearch")
+    parser.add_argument("--rev", help="the commit the experiments are based on (default: HEAD)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     plan = load_plan(args.plan)
@@ -50,7 +52,8 @@ def main() -> None:
         )
     check_experiments(exps, Path("params.yaml"))
     started = time.monotonic()
-    results = run_experiments(exps, dvc_runner(Path.cwd()), jobs=1, what="sft search")
+    rev = args.rev or head_rev(Path.cwd())
+    results = run_experiments(exps, dvc_runner(Path.cwd()), jobs=1, what="sft search", rev=rev)
     wall = time.monotonic() - started
     first = results[exps[0].name][BREAKDOWN_METRICS]
     benches = [b for b in first["student"] if b != "all"]

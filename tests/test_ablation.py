@@ -212,8 +212,10 @@ def test_the_sweep_queues_every_experiment_runs_the_queue_and_reads_every_result
     plan = small_plan()
     names = [e.name for e in experiments(plan)]
     dvc = ScriptedDvc(dict.fromkeys(names, 0.3))
-    results = run_sweep(plan, PARAMS_PATH, dvc, sleep=lambda _: None)
+    results = run_sweep(plan, PARAMS_PATH, dvc, sleep=lambda _: None, rev="abc123")
     assert sorted(results) == sorted(names)
+    # Results are read under the commit the experiments were queued on, even if HEAD moved meanwhile.
+    assert dvc.calls[-1] == ["exp", "show", "--json", "--rev", "abc123"]
     queued = [c for c in dvc.calls if c[:3] == ["exp", "run", "--queue"]]
     assert [c[c.index("-n") + 1] for c in queued] == names
     assert ["queue", "start", "-j", "1"] in dvc.calls
@@ -354,3 +356,20 @@ def test_the_breakdown_groups_questions_by_level_and_tier_and_counts_truncation(
     table = level_plot_table(long)
     assert table.columns == ["level", "base", "student"] and table["level"].to_list() == ["easy", "hard"]
     assert table.filter(pl.col("level") == "hard")["student"].item() == pytest.approx(0.25)
+
+
+def test_with_several_workers_the_first_experiment_runs_alone_so_grading_happens_once() -> None:
+    plan = small_plan(jobs=3)
+    names = [e.name for e in experiments(plan)]
+    dvc = ScriptedDvc(dict.fromkeys(names, 0.3))
+    run_sweep(plan, PARAMS_PATH, dvc, sleep=lambda _: None)
+    order = [
+        c[c.index("-n") + 1] if c[:2] == ["exp", "run"] else " ".join(c)
+        for c in dvc.calls
+        if c[:2] in (["exp", "run"], ["queue", "start"])
+    ]
+    assert order == [names[0], "queue start -j 1", *names[1:], "queue start -j 3"]
+    # Once something is done (a rerun), the rest go to the workers together.
+    dvc = ScriptedDvc(dict.fromkeys(names, 0.3), finished={names[0]: 0.3})
+    run_sweep(plan, PARAMS_PATH, dvc, sleep=lambda _: None)
+    assert [c for c in dvc.calls if c[:2] == ["queue", "start"]] == [["queue", "start", "-j", "3"]]

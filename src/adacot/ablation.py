@@ -415,6 +415,20 @@ def queue_states(status: str, names: Sequence[str]) -> dict[str, str]:
     return states
 
 
+def read_results(run: Runner, names: Sequence[str], rev: str | None = None) -> dict[str, dict[str, Any]]:
+    """The metrics of the named experiments derived from commit ``rev`` (HEAD by default)."""
+    argv = ["exp", "show", "--json", *(["--rev", rev] if rev else [])]
+    return results_by_name(json.loads(run(argv) or "[]"), names)
+
+
+def head_rev(repo: Path) -> str:
+    """The commit the experiments queued now are based on (they stay under it if HEAD moves on)."""
+    done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise StageFailure(f"not a git repository with a commit at {repo}: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
 def run_experiments(
     exps: Sequence[Experiment],
     run: Runner,
@@ -422,42 +436,55 @@ def run_experiments(
     poll_s: float = 10.0,
     sleep: Callable[[float], None] = time.sleep,
     what: str = "ablation",
+    rev: str | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Queue the experiments that have no result on this commit, run the queue, wait; return every
-    experiment's metrics. Experiments that failed are named in the error (their logs: ``dvc queue logs``);
-    the ones that succeeded are kept, so a rerun queues only the rest."""
+    """Queue the experiments that have no result on commit ``rev`` (the one they are based on: HEAD when
+    they are queued), run the queue, wait; return every experiment's metrics, read under ``rev`` (so a
+    commit made meanwhile loses nothing). Experiments that failed are named in the error (their logs:
+    ``dvc queue logs``); the ones that succeeded are kept, so a rerun queues only the rest."""
     names = [e.name for e in exps]
-    done = results_by_name(json.loads(run(["exp", "show", "--json"]) or "[]"), names)
+    done = read_results(run, names, rev)
     todo = [e for e in exps if e.name not in done]
     log.info("%s: %d experiments, %d with results, %d to run", what, len(exps), len(done), len(todo))
     if todo:
         stale = [n for n, s in queue_states(run(["queue", "status"]), [e.name for e in todo]).items() if s != "Success"]
         if stale:
             run(["queue", "remove", *stale])
-        for exp in todo:
-            argv = ["exp", "run", "--queue", "-n", exp.name]
-            for item in exp.overrides:
-                argv += ["-S", item]
-            run(argv)
-        run(["queue", "start", "-j", str(jobs)])
-        started, last = time.monotonic(), ""
-        while True:
-            states = queue_states(run(["queue", "status"]), [e.name for e in todo])
-            pending = [n for n, s in states.items() if s in ("Queued", "Running")]
-            line = f"{sum(s == 'Success' for s in states.values())}/{len(todo)} done, {len(pending)} pending"
-            if line != last:
-                log.info("%s: %s (%.0f s)", what, line, time.monotonic() - started)
-                last = line
-            if not pending:
-                break
-            sleep(poll_s)
-        failed = [n for n, s in states.items() if s == "Failed"]
-        if failed:
-            raise StageFailure(
-                f"{len(failed)} experiment(s) failed: {', '.join(failed)} (see `dvc queue logs <name>`); "
-                f"rerun to run only those"
-            )
-    return results_by_name(json.loads(run(["exp", "show", "--json"]) or "[]"), names)
+        # With nothing done yet, the first experiment runs alone: it fills DVC's run-cache with the shared
+        # stages (grading), so parallel workers after it restore them instead of each grading again.
+        batches = [todo[:1], todo[1:]] if not done and jobs > 1 and len(todo) > 1 else [todo]
+        started = time.monotonic()
+        for batch in batches:
+            for exp in batch:
+                argv = ["exp", "run", "--queue", "-n", exp.name]
+                for item in exp.overrides:
+                    argv += ["-S", item]
+                run(argv)
+            run(["queue", "start", "-j", str(min(jobs, len(batch)))])
+            _wait(run, [e.name for e in batch], poll_s, sleep, what, started)
+    return read_results(run, names, rev)
+
+
+def _wait(
+    run: Runner, names: list[str], poll_s: float, sleep: Callable[[float], None], what: str, started: float
+) -> None:
+    last = ""
+    while True:
+        states = queue_states(run(["queue", "status"]), names)
+        pending = [n for n, s in states.items() if s in ("Queued", "Running")]
+        line = f"{sum(s == 'Success' for s in states.values())}/{len(names)} done, {len(pending)} pending"
+        if line != last:
+            log.info("%s: %s (%.0f s)", what, line, time.monotonic() - started)
+            last = line
+        if not pending:
+            break
+        sleep(poll_s)
+    failed = [n for n, s in states.items() if s == "Failed"]
+    if failed:
+        raise StageFailure(
+            f"{len(failed)} experiment(s) failed: {', '.join(failed)} (see `dvc queue logs <name>`); "
+            "rerun to run only those"
+        )
 
 
 def run_sweep(
@@ -467,11 +494,13 @@ def run_sweep(
     jobs: int | None = None,
     poll_s: float = 10.0,
     sleep: Callable[[float], None] = time.sleep,
+    rev: str | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Check every experiment of the plan, then run the ones without a result (``run_experiments``)."""
+    """Check every experiment of the plan, then run the ones without a result on ``rev`` (the commit they
+    are based on; the caller passes HEAD as it was when the sweep started) with ``run_experiments``."""
     exps = experiments(plan)
     check_experiments(exps, params_path)
-    return run_experiments(exps, run, jobs or plan.jobs, poll_s, sleep)
+    return run_experiments(exps, run, jobs or plan.jobs, poll_s, sleep, rev=rev)
 
 
 def write_report(table: Mapping[str, Any], out_json: Path, out_plot: Path, out_png: Path | None) -> str:

@@ -188,19 +188,26 @@ def _model_path(args: argparse.Namespace) -> int:
 
 def _ablation(args: argparse.Namespace) -> int:
     """Run (or only report) the ablation sweep of a plan: see ``adacot.ablation``."""
-    from adacot.ablation import ablation_table, dvc_runner, load_plan, results_by_name, run_sweep, write_report
+    from adacot.ablation import (
+        ablation_table,
+        dvc_runner,
+        experiments,
+        head_rev,
+        load_plan,
+        read_results,
+        run_sweep,
+        write_report,
+    )
     from adacot.errors import StageFailure
 
     try:
         plan = load_plan(args.plan)
         run = dvc_runner(Path.cwd())
+        rev = args.rev or head_rev(Path.cwd())
         if args.report_only:
-            from adacot.ablation import experiments
-
-            names = [e.name for e in experiments(plan)]
-            results = results_by_name(json.loads(run(["exp", "show", "--json"]) or "[]"), names)
+            results = read_results(run, [e.name for e in experiments(plan)], rev)
         else:
-            results = run_sweep(plan, args.params, run, jobs=args.jobs)
+            results = run_sweep(plan, args.params, run, jobs=args.jobs, rev=rev)
         table = ablation_table(plan, results)
     except StageFailure as failure:
         print(f"error: {failure}", file=sys.stderr)
@@ -278,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     ab.add_argument("--params", type=Path, default=Path("params.yaml"))
     ab.add_argument("--jobs", type=int, help="dvc queue workers (default: the plan's)")
     ab.add_argument("--report-only", action="store_true", help="only read the finished experiments and write the table")
+    ab.add_argument("--rev", help="the commit the experiments are based on (default: HEAD)")
     ab.add_argument("--out", type=Path, default=Path("metrics/ablation.json"), help="the table (metrics JSON)")
     ab.add_argument("--plot", type=Path, default=Path("metrics/plots/ablation_by_level.json"), help="DVC plot data")
     ab.add_argument("--png", type=Path, default=Path("docs/ablation.png"), help="accuracy by level per arm")
