@@ -1,7 +1,8 @@
 """The README's ablation command for real (slow, a few minutes): `make ablation` in a fresh tiny project.
 
 Two arms x two seeds of `dvc exp run --queue`, run by `dvc queue start` and read back through `dvc exp show`:
-the table lands in metrics/ablation.json with every arm's runs, grading runs in exactly one experiment (the
+in a project whose committed dvc.lock names outputs its cache lacks (a fresh clone); the table lands in
+metrics/ablation.json with every arm's runs, grading runs in exactly one experiment (the
 others restore it from DVC's run-cache), every experiment trains its own student, and running the command
 again queues nothing and writes the same table.
 """
@@ -51,6 +52,9 @@ def test_make_ablation_runs_every_arm_and_seed_grading_once(tmp_path: Path) -> N
     for name in ("Makefile", "pyproject.toml"):  # copy2 keeps their times: the venv's stamp stays newer
         shutil.copy2(ROOT / name, repo / name)
     (repo / "plan.yaml").write_text(yaml.safe_dump(PLAN))
+    # As in a fresh clone: the committed dvc.lock names outputs this clone's DVC cache has never held
+    # (experiments restored from the run-cache must not trip over them).
+    shutil.copy2(ROOT / "dvc.lock", repo / "dvc.lock")
     run(project, "git", "add", "-A")
     run(project, "git", "commit", "-q", "-m", "make and the plan")
 

@@ -38,10 +38,18 @@ ALL_STAGES = {
     "train_student",
     "evaluate@base",
     "evaluate@student",
+    "breakdown",
 }
 # A level-rule change reruns build_database (and what follows only if the levels it writes change).
 AFTER_LEVELLING = {"build_database"}
-AFTER_SAMPLING = {"sample_questions", "generate_solutions", "verify_solutions", "train_student", "evaluate@student"}
+AFTER_SAMPLING = {
+    "sample_questions",
+    "generate_solutions",
+    "verify_solutions",
+    "train_student",
+    "evaluate@student",
+    "breakdown",
+}
 
 # The tiny profile with the teacher on a loopback server whose key is in an environment variable.
 PROFILE = merge(
