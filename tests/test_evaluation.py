@@ -265,3 +265,18 @@ def test_a_multiple_choice_benchmark_is_scored_by_the_letter(
     assert figures["pass@1"] == pytest.approx((6 + right_is_a) / 12)
     assert figures["pass@2"] == pytest.approx(1.0)
     assert set(table["extracted"].to_list()) <= set("ABCD")
+
+
+def test_mean_and_stderr_do_not_depend_on_the_order_of_the_values() -> None:
+    """A metric recomputed from the same scores in another row order is bit-for-bit the same."""
+    import random
+
+    from adacot.stats import mean_and_stderr
+
+    rng = random.Random(0)
+    for size in (2, 3, 7, 42, 100):
+        values = [rng.choice([0.0, 0.5, 1.0, 1 / 3, 2 / 3, 0.1]) for _ in range(size)]
+        expected = mean_and_stderr(values)
+        for _ in range(20):
+            rng.shuffle(values)
+            assert mean_and_stderr(values) == expected

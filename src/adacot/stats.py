@@ -10,11 +10,15 @@ from collections.abc import Sequence
 
 
 def mean_and_stderr(values: Sequence[float]) -> tuple[float, float]:
-    """(mean, standard error) of ``values``; the error is 0 for fewer than two values."""
+    """(mean, standard error) of ``values``; the error is 0 for fewer than two values.
+
+    Sums are exact (``math.fsum``), so the result does not depend on the order of ``values`` (a group-by
+    that hands rows over in another order must not change a metric's last digit).
+    """
     if not values:
         return 0.0, 0.0
-    mean = sum(values) / len(values)
+    mean = math.fsum(values) / len(values)
     if len(values) < 2:
         return mean, 0.0
-    var = sum((x - mean) ** 2 for x in values) / (len(values) - 1)
+    var = math.fsum((x - mean) ** 2 for x in values) / (len(values) - 1)
     return mean, math.sqrt(var / len(values))
