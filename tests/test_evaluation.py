@@ -4,6 +4,7 @@ decoding, and scoring each benchmark with a fake model (a served model: tests/te
 from __future__ import annotations
 
 import math
+import random
 from pathlib import Path
 
 import polars as pl
@@ -23,6 +24,7 @@ from adacot.evaluation import (
 from adacot.llm import Price, ResponseCache
 from adacot.prompts import PromptSet
 from adacot.schemas import BENCHMARK, EVAL_RESPONSES, conform
+from adacot.stats import mean_and_stderr
 
 # (per-question pass rates, mean, standard error) worked out by hand:
 # stderr = sqrt(sum((x - mean)^2) / (n - 1) / n).
@@ -269,10 +271,6 @@ def test_a_multiple_choice_benchmark_is_scored_by_the_letter(
 
 def test_mean_and_stderr_do_not_depend_on_the_order_of_the_values() -> None:
     """A metric recomputed from the same scores in another row order is bit-for-bit the same."""
-    import random
-
-    from adacot.stats import mean_and_stderr
-
     rng = random.Random(0)
     for size in (2, 3, 7, 42, 100):
         values = [rng.choice([0.0, 0.5, 1.0, 1 / 3, 2 / 3, 0.1]) for _ in range(size)]
