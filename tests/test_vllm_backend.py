@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import engine_params
 
-from adacot.llm import ResponseCache, Sampling, cached_complete, open_local_model, resolve_backend
+from adacot.llm import ResponseCache, Sampling, cached_complete, open_local_model, resolve_backend, resolve_dtype
 
 pytestmark = pytest.mark.slow
 
@@ -34,5 +34,24 @@ def test_backend_generates_and_caches(base_model: Path, tmp_path: Path, backend:
         assert stats.hits == 6 and stats.misses == 0
         assert [[c.text for c in row] for row in again] == [[c.text for c in row] for row in first]
         assert all(c.cached for row in again for c in row)
+    finally:
+        model.close()
+
+
+@pytest.mark.parametrize("backend", ["vllm", "transformers"])
+def test_auto_dtype_is_what_the_engine_runs(base_model: Path, backend: str) -> None:
+    """``engine.dtype: auto`` reaches the engine as the dtype ``resolve_dtype`` picks for this CPU."""
+    import torch
+
+    engine = engine_params(backend, max_model_len=512).model_copy(update={"dtype": "auto"})
+    expected = resolve_dtype("auto", on_cpu=True)
+    assert expected in {"bfloat16", "float32"}
+    model = open_local_model(base_model, engine, seed=0)
+    try:
+        assert model.dtype == expected  # type: ignore[attr-defined]
+        inner = model._llm.llm_engine.model_config.dtype if backend == "vllm" else model._model.dtype  # type: ignore[attr-defined]
+        assert inner == getattr(torch, expected)
+        answer = model.complete([({"role": "user", "content": "What is 2 + 3?"},)], Sampling(8, 0.0, 1.0, 0), 1)
+        assert answer[0][0].completion_tokens > 0
     finally:
         model.close()

@@ -39,6 +39,7 @@ __all__ = [
     "cache_key",
     "cached_complete",
     "check_failed_requests",
+    "cpu_has_native_bf16",
     "failure_budget",
     "open_local_model",
     "open_model",
@@ -47,6 +48,7 @@ __all__ = [
     "price_of",
     "resolve_backend",
     "resolve_cache_dir",
+    "resolve_dtype",
 ]
 
 
@@ -59,6 +61,31 @@ def resolve_backend(engine: EngineParams) -> str:
     if engine.backend == "vllm" and not vllm_importable():
         raise RuntimeError("engine.backend=vllm but vllm is not installed: install the cpu or gpu extra")
     return engine.backend
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when this CPU computes bfloat16 natively (AVX512-BF16 or AMX tiles), by torch's own CPUID check."""
+    import torch
+
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+
+
+def resolve_dtype(dtype: str, on_cpu: bool) -> str:
+    """What ``engine.dtype`` means on this machine: an explicit dtype as it is; ``auto`` on a GPU is the
+    model's own (``auto``, which vLLM and transformers read from its config), on a CPU ``bfloat16`` where
+    the CPU computes it natively (``cpu_has_native_bf16``) and ``float32`` elsewhere.
+
+    Measured with vLLM on SmolLM2-135M (2 cores): with AVX512-BF16/AMX, bfloat16 decodes 430 tok/s and
+    prefills 1,974 tok/s against float32's 217 and 928; without them, bfloat16 is emulated, 21 tok/s
+    against 102. The dtype is not part of the response cache key (the same weights answer), so answers
+    cached in one dtype are reused in the other.
+    """
+    if dtype != "auto":
+        return dtype
+    if not on_cpu:
+        return "auto"
+    return "bfloat16" if cpu_has_native_bf16() else "float32"
 
 
 def open_local_model(path: Path, engine: EngineParams, seed: int) -> ChatModel:

@@ -14,8 +14,6 @@ from adacot.config import EngineParams
 from adacot.llm.base import Completion, Conversation, Sampling
 from adacot.llm.logprobs import yes_share
 
-_DTYPES = {"auto": "float32", "float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
-
 
 class TransformersChatModel:
     """A local HF folder run with ``AutoModelForCausalLM.generate``."""
@@ -29,7 +27,11 @@ class TransformersChatModel:
         self._tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
         if self._tokenizer.pad_token is None:
             self._tokenizer.pad_token = self._tokenizer.eos_token
-        self._model: Any = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, _DTYPES[engine.dtype]))
+        from adacot.llm import resolve_dtype
+
+        # This backend runs on the CPU (it never moves the model to a GPU).
+        self.dtype = resolve_dtype(engine.dtype, on_cpu=True)
+        self._model: Any = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, self.dtype))
         self._model.eval()
         self._model_id = model_id
         # Seeded once per engine, like vLLM: reseeding per call would repeat the samples already cached

