@@ -78,6 +78,10 @@ def main() -> None:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--prompts", default=None, help="prompt YAML (default: prompts/<domain>.yaml)")
     parser.add_argument("--limit", type=int, default=None, help="first N failing attempts only")
+    parser.add_argument("--max-steps", type=int, default=None, help="steps scored per attempt (default prm.max_steps)")
+    parser.add_argument(
+        "--max-step-chars", type=int, default=None, help="characters kept per step (default prm.max_step_chars)"
+    )
     parser.add_argument("--repeats", type=int, default=1, help="alternating per-step / single-pass rounds")
     parser.add_argument("--json", default=None, help="also write the figures here")
     parser.add_argument(
@@ -90,6 +94,8 @@ def main() -> None:
 
     params = load_params(Path(args.params))
     prm, levels = params.prm, params.levels
+    overrides = {"max_steps": args.max_steps, "max_step_chars": args.max_step_chars}
+    prm = prm.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     judge_wording = load_prompts(args.prompts or f"prompts/{params.domain}.yaml", params.domain).judge
     questions = read_table(Path(args.questions), QUESTIONS)
     attempts = read_table(Path(args.attempts), ATTEMPTS)
@@ -106,6 +112,7 @@ def main() -> None:
     ]
     steps = sum(len(s) for _, s in items)
     print(f"{len(items)} failing attempts, {steps} steps, {failed['question_id'].n_unique()} questions")
+    print(f"prm.max_steps {prm.max_steps}, max_step_chars {prm.max_step_chars}, engine.dtype {params.engine.dtype}")
 
     model: Any = open_local_model(Path(args.model), params.engine, params.seed)
     models: dict[str, Any] = {"per_step": model, "single_pass": model}
@@ -141,6 +148,8 @@ def main() -> None:
             opened.close()
 
     figures: dict[str, Any] = {"attempts": len(items), "steps": steps, "modes": {}}
+    figures["settings"] = {"max_steps": prm.max_steps, "max_step_chars": prm.max_step_chars}
+    figures["settings"]["dtype"] = getattr(model, "dtype", params.engine.dtype)
     figures["backends"] = {mode: type(m).__name__ for mode, m in models.items()}
     for mode in ("per_step", "single_pass"):
         best = min(seconds[mode])
