@@ -37,6 +37,7 @@ from adacot.prm import (
     GenerativeJudge,
     failing_attempts,
     judge_conversations,
+    judge_engine,
     score_failures,
     single_pass_conversation,
     single_pass_prompt,
@@ -86,9 +87,10 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write the figures here")
     parser.add_argument(
         "--single-pass-backend",
-        choices=("same", "vllm", "transformers"),
-        default="same",
-        help="engine for the single-pass mode (default: the per-step mode's, engine.backend of params.yaml)",
+        choices=("stage", "same", "vllm", "transformers"),
+        default="stage",
+        help="engine for the single-pass mode: stage = what score_failures runs (prm.judge_engine: transformers "
+        "on a CPU when engine.backend is auto), same = the per-step mode's engine",
     )
     args = parser.parse_args()
 
@@ -114,10 +116,16 @@ def main() -> None:
     print(f"{len(items)} failing attempts, {steps} steps, {failed['question_id'].n_unique()} questions")
     print(f"prm.max_steps {prm.max_steps}, max_step_chars {prm.max_step_chars}, engine.dtype {params.engine.dtype}")
 
-    model: Any = open_local_model(Path(args.model), params.engine, params.seed)
+    model: Any = open_local_model(Path(args.model), params.role_engine("prm"), params.seed)
     models: dict[str, Any] = {"per_step": model, "single_pass": model}
-    if args.single_pass_backend != "same":
-        engine = params.engine.model_copy(update={"backend": args.single_pass_backend})
+    engine = params.role_engine("prm")
+    if args.single_pass_backend == "stage":
+        import torch
+
+        engine = judge_engine(engine, "single_pass", on_cpu=not torch.cuda.is_available())
+    elif args.single_pass_backend != "same":
+        engine = engine.model_copy(update={"backend": args.single_pass_backend})
+    if engine != params.role_engine("prm"):
         models["single_pass"] = open_local_model(Path(args.model), engine, params.seed)
     try:
         tokenizer = model.tokenizer

@@ -24,6 +24,7 @@ from adacot.prm import (
     GenerativeJudge,
     failing_attempts,
     judge_conversations,
+    judge_engine,
     open_scorer,
     score_failures,
     single_pass_conversation,
@@ -619,3 +620,16 @@ def test_single_pass_slots_equal_prefix_scores_on_vllm(base_model: Path, tmp_pat
         assert again.cache_stats is not None and again.cache_stats.misses == 0 and again.cache_stats.hits == 3
     finally:
         model.close()
+
+
+def test_the_single_pass_judge_on_a_cpu_reads_slots_with_transformers_unless_told_otherwise() -> None:
+    auto = engine_params("auto")
+    chosen = judge_engine(auto, "single_pass", on_cpu=True)
+    assert chosen.backend == "transformers" and chosen.data_parallel_size == 1
+    assert chosen.model_copy(update={"backend": "auto"}) == auto  # nothing else changes
+    replicas = auto.model_copy(update={"data_parallel_size": 2})
+    assert judge_engine(replicas, "single_pass", on_cpu=True).data_parallel_size == 1
+    assert judge_engine(auto, "single_pass", on_cpu=False) == auto  # GPU: vLLM (transformers stays on the CPU)
+    assert judge_engine(auto, "per_step", on_cpu=True) == auto  # per step: generation, vLLM's strength
+    for explicit in ("vllm", "transformers"):
+        assert judge_engine(engine_params(explicit), "single_pass", on_cpu=True) == engine_params(explicit)

@@ -41,7 +41,7 @@ from typing import Any, Protocol
 
 import polars as pl
 
-from adacot.config import Params, PrmParams
+from adacot.config import EngineParams, Params, PrmParams
 from adacot.errors import StageFailure
 from adacot.llm.base import Completion, Conversation, Sampling
 from adacot.llm.cache import CacheStats, Price, ResponseCache, cached_complete
@@ -459,6 +459,23 @@ def score_failures(
 JUDGE_SAMPLING = Sampling(max_tokens=1, temperature=0.0, top_p=1.0, seed=0)
 
 
+def judge_engine(engine: EngineParams, mode: str, on_cpu: bool) -> EngineParams:
+    """The engine a local generative judge runs on: ``engine`` as it is, except that ``backend: auto`` for a
+    single-pass judge on a CPU means transformers.
+
+    Single-pass judging is prefill only. vLLM reads the slots through ``prompt_logprobs``, which runs the LM
+    head and a top-k over the vocabulary at every prompt position; transformers runs the head at the slots
+    alone. Measured on the default pool's 198 failing attempts (bundled model, bfloat16, 2 cores): the
+    per-step judge on vLLM 52.9 s, single pass on vLLM 40.8 s (1.30x), on transformers 26.6 s (2.10x). On a
+    GPU vLLM stays (transformers here never leaves the CPU). An explicit ``backend`` is kept as it is.
+    """
+    if engine.backend != "auto" or mode != "single_pass" or not on_cpu:
+        return engine
+    if engine.data_parallel_size > 1:
+        log.warning("the single-pass judge reads slots with transformers on CPU: engine.data_parallel_size ignored")
+    return engine.model_copy(update={"backend": "transformers", "data_parallel_size": 1})
+
+
 def open_scorer(
     params: Params, base_path: Any, cache_dir: Path | None = None, judge: dict[str, str] | None = None
 ) -> Any:
@@ -489,8 +506,11 @@ def open_scorer(
             raise RuntimeError("prm.kind=discriminative needs vLLM (its pooling runner): install the cpu or gpu extra")
         return VllmProcessRewardModel(resolve_weights(path), read_model_info(path).model_id, engine, seed)
     if prm.kind == "generative":
+        import torch
+
         from adacot.llm import open_local_model
 
+        engine = judge_engine(engine, prm.judge, on_cpu=not torch.cuda.is_available())
         return GenerativeJudge(
             open_local_model(path, engine, seed),
             _cache(cache_dir),

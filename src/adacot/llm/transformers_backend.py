@@ -6,6 +6,7 @@ conversations with left padding and samples ``n`` return sequences each. Not tun
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ from typing import Any
 from adacot.config import EngineParams
 from adacot.llm.base import Completion, Conversation, Sampling
 from adacot.llm.logprobs import yes_share
+
+logger = logging.getLogger(__name__)
 
 
 class TransformersChatModel:
@@ -32,6 +35,7 @@ class TransformersChatModel:
         # This backend runs on the CPU (it never moves the model to a GPU).
         self.dtype = resolve_dtype(engine.dtype, on_cpu=True)
         self._model: Any = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, self.dtype))
+        logger.info("transformers (CPU) for %s: dtype %s (engine.dtype %s)", model_id, self.dtype, engine.dtype)
         self._model.eval()
         self._model_id = model_id
         # Seeded once per engine, like vLLM: reseeding per call would repeat the samples already cached
@@ -110,12 +114,16 @@ class TransformersChatModel:
         """The model's tokenizer (the single-pass judge builds its prompts as token ids with it)."""
         return self._tokenizer
 
-    def yes_probability_at(self, prompts: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[list[float]]:
+    def yes_probability_at(
+        self, prompts: Sequence[tuple[Sequence[int], Sequence[int]]], batch_tokens: int = 8192
+    ) -> list[list[float]]:
         """P(Yes) / (P(Yes) + P(No)) at given positions of token-id prompts, one forward pass per prompt.
 
-        The distribution of the token *at* position p is the logits at p - 1; only those rows go through
-        the LM head (``logits_to_keep``), so a long prompt costs one pass, not a vocabulary-wide tensor per
-        token. Read over the full distribution, as ``yes_probability`` is.
+        The distribution of the token *at* position p is the final hidden state at p - 1 through the LM head;
+        only those rows go through the head, so a long prompt costs one pass, not a vocabulary-wide tensor per
+        token. Prompts run in batches of similar length (sorted, right-padded: a causal model's real tokens
+        never see the padding after them) of at most ``batch_tokens`` padded tokens. Read over the full
+        distribution, as ``yes_probability`` is.
         """
         from adacot.llm.vllm_backend import check_prompts_fit
 
@@ -125,16 +133,31 @@ class TransformersChatModel:
         check_prompts_fit(prompts, self._max_len)
         yes_ids = self._word_ids(("Yes", " Yes", "yes", " yes", "YES"))
         no_ids = self._word_ids(("No", " No", "no", " no", "NO"))
-        rows: list[list[float]] = []
-        for ids, positions in prompts:
-            if not positions:
-                rows.append([])
-                continue
-            keep = torch.tensor([p - 1 for p in positions])
+        head = self._model.get_output_embeddings()
+        softcap = getattr(self._model.config, "final_logit_softcapping", None)
+        pad = self._tokenizer.pad_token_id
+        rows: list[list[float]] = [[] for _ in prompts]
+        order = sorted((i for i, (_, at) in enumerate(prompts) if at), key=lambda i: -len(prompts[i][0]))
+        while order:
+            width = len(prompts[order[0]][0])
+            take = max(1, batch_tokens // width)
+            batch, order = order[:take], order[take:]
+            ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for r, i in enumerate(batch):
+                tokens = list(prompts[i][0])
+                ids[r, : len(tokens)] = torch.tensor(tokens)
+                mask[r, : len(tokens)] = 1
+            which = [(r, p - 1) for r, i in enumerate(batch) for p in prompts[i][1]]
             with torch.no_grad():
-                logits = self._model(input_ids=torch.tensor([list(ids)]), logits_to_keep=keep).logits[0]
-            probs = torch.softmax(logits.float(), dim=-1)
-            rows.append([yes_share(float(p[yes_ids].sum()), float(p[no_ids].sum())) for p in probs])
+                hidden = self._model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
+                logits = head(hidden[[r for r, _ in which], [c for _, c in which]]).float()
+            if softcap:
+                logits = torch.tanh(logits / softcap) * softcap
+            probs = torch.softmax(logits, dim=-1)
+            shares = iter(yes_share(float(p[yes_ids].sum()), float(p[no_ids].sum())) for p in probs)
+            for i in batch:
+                rows[i] = [next(shares) for _ in prompts[i][1]]
         return rows
 
     def _word_ids(self, spellings: tuple[str, ...]) -> list[int]:
