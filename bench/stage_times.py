@@ -19,10 +19,13 @@ from pathlib import Path
 
 from adacot.llm import ResponseCache
 
-STAGES = [
+STAGES = [  # dvc.yaml's stages in run order (tests/test_wiring.py checks the list against dvc.yaml)
     "prepare_pool",
     "prepare_model",
-    "grade_questions",
+    "grade_questions@pool",
+    "grade_questions@eval",
+    "score_failures@pool",
+    "score_failures@eval",
     "build_database",
     "sample_questions",
     "generate_solutions",
@@ -30,6 +33,7 @@ STAGES = [
     "train_student",
     "evaluate@base",
     "evaluate@student",
+    "breakdown",
 ]
 CACHE = Path(".adacot/cache")
 

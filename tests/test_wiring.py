@@ -587,3 +587,29 @@ def test_no_stage_reads_a_file_inside_a_folder_output() -> None:
     assert "score_failures@pool: data/grading/pool/attempts.parquet in data/grading/pool" in (
         deps_inside_folder_outputs(broken)
     )
+
+
+def test_the_stage_time_bench_times_every_stage_of_dvc_yaml_in_run_order() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("stage_times", ROOT / "bench" / "stage_times.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    names = {
+        f"{name}@{item}" if "foreach" in body else name
+        for name, body in stages.items()
+        for item in (body.get("foreach") or [None])
+    }
+    assert set(bench.STAGES) == names and len(bench.STAGES) == len(names)
+    order = bench.STAGES.index  # run order: what a stage reads is written before it
+    for before, after in [
+        ("prepare_pool", "grade_questions@pool"),
+        ("grade_questions@pool", "score_failures@pool"),
+        ("score_failures@eval", "build_database"),
+        ("sample_questions", "generate_solutions"),
+        ("train_student", "evaluate@student"),
+        ("evaluate@student", "breakdown"),
+    ]:
+        assert order(before) < order(after)
