@@ -32,7 +32,7 @@ import polars as pl
 
 from adacot.config import load_params
 from adacot.levels import assign_levels, attempt_scores, question_scores
-from adacot.llm import open_local_model
+from adacot.llm import on_cpu, open_local_model
 from adacot.prm import (
     GenerativeJudge,
     failing_attempts,
@@ -116,16 +116,15 @@ def main() -> None:
     print(f"{len(items)} failing attempts, {steps} steps, {failed['question_id'].n_unique()} questions")
     print(f"prm.max_steps {prm.max_steps}, max_step_chars {prm.max_step_chars}, engine.dtype {params.engine.dtype}")
 
-    model: Any = open_local_model(Path(args.model), params.role_engine("prm"), params.seed)
+    per_step_engine = params.role_engine("prm")
+    model: Any = open_local_model(Path(args.model), per_step_engine, params.seed)
     models: dict[str, Any] = {"per_step": model, "single_pass": model}
-    engine = params.role_engine("prm")
+    engine = per_step_engine
     if args.single_pass_backend == "stage":
-        import torch
-
-        engine = judge_engine(engine, "single_pass", on_cpu=not torch.cuda.is_available())
+        engine = judge_engine(engine, "single_pass", on_cpu=on_cpu())
     elif args.single_pass_backend != "same":
         engine = engine.model_copy(update={"backend": args.single_pass_backend})
-    if engine != params.role_engine("prm"):
+    if engine != per_step_engine:
         models["single_pass"] = open_local_model(Path(args.model), engine, params.seed)
     try:
         tokenizer = model.tokenizer

@@ -506,11 +506,9 @@ def open_scorer(
             raise RuntimeError("prm.kind=discriminative needs vLLM (its pooling runner): install the cpu or gpu extra")
         return VllmProcessRewardModel(resolve_weights(path), read_model_info(path).model_id, engine, seed)
     if prm.kind == "generative":
-        import torch
+        from adacot.llm import on_cpu, open_local_model
 
-        from adacot.llm import open_local_model
-
-        engine = judge_engine(engine, prm.judge, on_cpu=not torch.cuda.is_available())
+        engine = judge_engine(engine, prm.judge, on_cpu=on_cpu())
         return GenerativeJudge(
             open_local_model(path, engine, seed),
             _cache(cache_dir),

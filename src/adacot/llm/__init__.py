@@ -41,6 +41,7 @@ __all__ = [
     "check_failed_requests",
     "cpu_has_native_bf16",
     "failure_budget",
+    "on_cpu",
     "open_local_model",
     "open_model",
     "open_student_model",
@@ -61,6 +62,13 @@ def resolve_backend(engine: EngineParams) -> str:
     if engine.backend == "vllm" and not vllm_importable():
         raise RuntimeError("engine.backend=vllm but vllm is not installed: install the cpu or gpu extra")
     return engine.backend
+
+
+def on_cpu() -> bool:
+    """True when local models run on the CPU (no CUDA device visible)."""
+    import torch
+
+    return not torch.cuda.is_available()
 
 
 def cpu_has_native_bf16() -> bool:

@@ -32,15 +32,11 @@ def vllm_importable() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
-def _on_cpu() -> bool:
-    import torch
-
-    return not torch.cuda.is_available()
-
-
 def _prepare_environment(engine: EngineParams) -> bool:
     """Set the environment vLLM reads at start from ``engine`` (before vLLM is imported); True on CPU."""
-    cpu = _on_cpu()
+    from adacot.llm import on_cpu
+
+    cpu = on_cpu()
     if cpu:
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(engine.cpu_kvcache_space_gib))
         os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")

@@ -161,10 +161,10 @@ class DataParallelVllmChatModel:
 
         from vllm.utils.network_utils import get_open_port
 
-        from adacot.llm.vllm_backend import _on_cpu
+        from adacot.llm import on_cpu
 
         self._moe = is_moe_model(path)
-        envs = replica_environments(engine, _on_cpu(), self._moe, get_open_port() if self._moe else 0)
+        envs = replica_environments(engine, on_cpu(), self._moe, get_open_port() if self._moe else 0)
         size = engine.data_parallel_size
         # Each replica is one plain engine; on CPU it gets its share of the threads.
         replica = engine.model_copy(
