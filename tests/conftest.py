@@ -189,6 +189,7 @@ def engine_params(backend: str, max_model_len: int = 1024) -> EngineParams:
         in_process=True,
         batch_requests=64,
         cpu_kvcache_space_gib=1,
+        block_size="auto",
         cpu_threads=2,
         gpu_memory_utilization=0.9,
         tensor_parallel_size=1,

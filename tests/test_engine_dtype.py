@@ -1,4 +1,5 @@
-"""`engine.dtype: auto`: what it resolves to on CPUs with and without native bfloat16, and on GPUs."""
+"""`engine.dtype: auto` and `engine.block_size: auto`: what they resolve to on CPUs (with and without native
+bfloat16) and on GPUs."""
 
 from __future__ import annotations
 
@@ -46,3 +47,40 @@ def test_the_check_agrees_with_the_cpu_flags_the_kernel_reports() -> None:
         if line.startswith("flags"):
             flags.update(line.split(":", 1)[1].split())
     assert cpu_has_native_bf16() == bool(flags & {"avx512_bf16", "amx_bf16", "amx_tile"})
+
+
+@pytest.mark.parametrize(("block_size", "on_cpu", "expected"), [
+    ("auto", True, {"block_size": 32}),   # vLLM's CPU default (128) shares no prefix shorter than 128 tokens
+    ("auto", False, {}),                  # GPU: vLLM's own (16)
+    (64, True, {"block_size": 64}),
+    (16, False, {"block_size": 16}),
+])  # fmt: skip
+def test_block_size_auto_is_32_on_a_cpu_and_vllms_own_on_a_gpu(
+    block_size: object, on_cpu: bool, expected: dict[str, int]
+) -> None:
+    from conftest import engine_params
+
+    from adacot.llm.vllm_backend import _cache_kwargs
+
+    engine = engine_params("vllm").model_copy(update={"block_size": block_size})
+    assert _cache_kwargs(engine, on_cpu) == expected
+
+
+@pytest.mark.parametrize("bad", [0, 24, -32, "large"])
+def test_a_block_size_vllm_cannot_take_fails_when_params_load(params_raw: dict, bad: object) -> None:
+    from adacot.config import ParamsError, parse_params
+
+    params_raw["engine"]["block_size"] = bad
+    with pytest.raises(ParamsError, match="block_size"):
+        parse_params(params_raw)
+
+
+def test_a_block_size_the_cpu_attention_cannot_take_fails_before_the_engine_starts() -> None:
+    from conftest import engine_params
+
+    from adacot.llm.vllm_backend import _cache_kwargs
+
+    engine = engine_params("vllm").model_copy(update={"block_size": 48})
+    with pytest.raises(ValueError, match="multiple of 32 on a CPU"):
+        _cache_kwargs(engine, cpu=True)
+    assert _cache_kwargs(engine, cpu=False) == {"block_size": 48}

@@ -24,7 +24,6 @@ from adacot.prm import (
     GenerativeJudge,
     failing_attempts,
     judge_conversations,
-    judge_engine,
     open_scorer,
     score_failures,
     single_pass_conversation,
@@ -495,7 +494,12 @@ def test_single_pass_prompt_has_one_slot_per_step_holding_the_fill(steps: list[s
     assert len(slots) == len(steps)
     assert all(tok.decode(ids[at : at + len(SINGLE_PASS_FILL)]) == SINGLE_PASS_FILL for at in slots)
     text = tok.decode(ids)
-    assert "<user>Problem:\n2+3?" in text and text.count("Correct?") == len(steps)
+    assert "Problem:\n2+3?</user>" in text and text.count("Correct?") == len(steps)
+    # The instructions come first, so every attempt's prompt starts with the same tokens up to the problem
+    # (what vLLM's prefix cache computes once for all of them).
+    other, _ = single_pass_prompt(tok, single_pass_conversation("7*8?", steps))
+    head = text.index("Problem:\n") + len("Problem:\n")
+    assert ids[:head] == other[:head]
     for number, (step, at) in enumerate(zip(steps, slots, strict=True), start=1):
         assert tok.decode(ids[:at]).endswith(f"Step {number}:\n{step}\nCorrect?")
 
@@ -585,51 +589,95 @@ def test_single_pass_slots_equal_prefix_scores_on_transformers(base_model: Path)
         model.close()
 
 
+def _prefix_shares(base_model: Path, prefixes: list[list[int]]) -> list[float]:
+    """The reference: P(Yes) / (P(Yes) + P(No)) of the next token after each prefix, one transformers
+    forward pass per prefix over the full distribution (float32)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from adacot.llm.logprobs import NO_SPELLINGS, YES_SPELLINGS, single_token_ids
+    from adacot.models import resolve_weights
+
+    weights = resolve_weights(base_model)
+    tokenizer = AutoTokenizer.from_pretrained(weights)
+    inner = AutoModelForCausalLM.from_pretrained(weights, dtype=torch.float32)
+    yes_ids, no_ids = single_token_ids(tokenizer, YES_SPELLINGS), single_token_ids(tokenizer, NO_SPELLINGS)
+    shares = []
+    for prefix in prefixes:
+        with torch.no_grad():
+            probs = torch.softmax(inner(input_ids=torch.tensor([prefix])).logits[0, -1].float(), dim=-1)
+        shares.append(yes_share(float(probs[yes_ids].sum()), float(probs[no_ids].sum())))
+    return shares
+
+
 @pytest.mark.slow
-def test_single_pass_slots_equal_prefix_scores_on_vllm(base_model: Path, tmp_path: Path) -> None:
-    """vLLM's prompt logprobs at each slot equal its sampled-token logprobs after the prefix (another
-    path through the engine), and the judge through the cache asks nothing on a rerun."""
-    from vllm import SamplingParams
+def test_single_pass_slots_on_vllm_equal_prefix_scores_and_survive_the_prefix_cache(
+    base_model: Path, tmp_path: Path
+) -> None:
+    """vLLM's verdict reader (the pooling runner with the yes/no rows of the LM head) gives at each slot the
+    full distribution's share after that prefix, as a separate forward pass per prefix does; a prompt whose
+    slots fall inside blocks another prompt already computed is asked again and reads the same; the judge
+    through the cache asks nothing on a rerun."""
+    from adacot.llm import open_verdict_reader
 
-    from adacot.llm import open_local_model
-    from adacot.llm.logprobs import yes_share_of_top
-
-    model = open_local_model(base_model, engine_params("vllm"), seed=0)
+    reader = open_verdict_reader(base_model, engine_params("vllm"), seed=0)
     try:
-        prompts = [single_pass_prompt(model.tokenizer, single_pass_conversation(q, s)) for q, s in _CAUSAL_ITEMS]
-        one_pass = model.yes_probability_at(prompts)
-        prefixes = [ids[:at] for ids, slots in prompts for at in slots]
-        outs = model._llm.generate(
-            [{"prompt_token_ids": p} for p in prefixes], SamplingParams(max_tokens=1, temperature=0.0, logprobs=20)
-        )
-        per_prefix = [
-            yes_share_of_top(
-                [(lp.decoded_token, lp.logprob) for lp in out.outputs[0].logprobs[0].values() if lp.rank <= 20]
-            )
-            for out in outs
-        ]
-        assert [v for row in one_pass for v in row] == pytest.approx(per_prefix, abs=2e-3)
-        assert any(v != 0.5 for row in one_pass for v in row)
+        assert type(reader).__name__ == "VllmVerdictReader"
+        prompts = [single_pass_prompt(reader.tokenizer, single_pass_conversation(q, s)) for q, s in _CAUSAL_ITEMS]
+        one_pass = reader.yes_probability_at(prompts)
+        assert [len(r) for r in one_pass] == [2, 3, 1]
+        expected = _prefix_shares(base_model, [ids[:at] for ids, slots in prompts for at in slots])
+        assert [v for row in one_pass for v in row] == pytest.approx(expected, abs=2e-3)
+        assert any(abs(v - 0.5) > 0.01 for row in one_pass for v in row)
 
-        judge = GenerativeJudge(model, ResponseCache(tmp_path), mode="single_pass")
+        # The same attempt and a longer one with the same first steps: the longer prompt's first slots lie
+        # in blocks (32 tokens on CPU) the first prompt computed; vLLM returns no rows for them.
+        question, steps = _CAUSAL_ITEMS[1]
+        short = single_pass_prompt(reader.tokenizer, single_pass_conversation(question, steps[:2]))
+        longer = single_pass_prompt(reader.tokenizer, single_pass_conversation(question, [*steps, "Done."]))
+        assert longer[0][: len(short[0])] == short[0]
+        first = reader.yes_probability_at([short])
+        both = reader.yes_probability_at([short, longer])
+        assert reader.reasked >= 1  # a prompt with slots in blocks computed before was asked again
+        assert both[0] == pytest.approx(first[0], abs=1e-4)
+        assert both[1][:2] == pytest.approx(first[0], abs=1e-4)
+        assert both[1][:3] == pytest.approx(one_pass[1], abs=1e-4)
+
+        judge = GenerativeJudge(reader, ResponseCache(tmp_path), mode="single_pass")
         scored = judge.score(_CAUSAL_ITEMS)
-        assert [v for row in scored for v in row] == pytest.approx([v for row in one_pass for v in row], abs=2e-3)
+        assert [v for row in scored for v in row] == pytest.approx([v for row in one_pass for v in row], abs=1e-4)
         assert judge.cache_stats is not None and judge.cache_stats.misses == 3
-        again = GenerativeJudge(model, ResponseCache(tmp_path), mode="single_pass")
+        again = GenerativeJudge(reader, ResponseCache(tmp_path), mode="single_pass")
         assert again.score(_CAUSAL_ITEMS) == scored
         assert again.cache_stats is not None and again.cache_stats.misses == 0 and again.cache_stats.hits == 3
     finally:
-        model.close()
+        reader.close()
 
 
-def test_the_single_pass_judge_on_a_cpu_reads_slots_with_transformers_unless_told_otherwise() -> None:
-    auto = engine_params("auto")
-    chosen = judge_engine(auto, "single_pass", on_cpu=True)
-    assert chosen.backend == "transformers" and chosen.data_parallel_size == 1
-    assert chosen.model_copy(update={"backend": "auto"}) == auto  # nothing else changes
-    replicas = auto.model_copy(update={"data_parallel_size": 2})
-    assert judge_engine(replicas, "single_pass", on_cpu=True).data_parallel_size == 1
-    assert judge_engine(auto, "single_pass", on_cpu=False) == auto  # GPU: vLLM (transformers stays on the CPU)
-    assert judge_engine(auto, "per_step", on_cpu=True) == auto  # per step: generation, vLLM's strength
-    for explicit in ("vllm", "transformers"):
-        assert judge_engine(engine_params(explicit), "single_pass", on_cpu=True) == engine_params(explicit)
+def test_the_single_pass_judge_opens_a_verdict_reader_and_the_per_step_judge_a_chat_engine(
+    params_raw: dict, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import adacot.llm
+
+    opened: list[str] = []
+
+    class Recorded:
+        model_id = "recorded@0"
+
+        def yes_probability(self, conversations: object) -> list[float]:
+            return []
+
+        def yes_probability_at(self, prompts: object) -> list[list[float]]:
+            return []
+
+        def close(self) -> None:
+            pass
+
+    for name in ("open_local_model", "open_verdict_reader"):
+        monkeypatch.setattr(adacot.llm, name, lambda path, engine, seed, name=name: opened.append(name) or Recorded())
+    for mode in ("single_pass", "per_step"):
+        params_raw["prm"]["judge"] = mode
+        scorer = open_scorer(parse_params(params_raw), tmp_path)
+        assert scorer.mode == mode
+        scorer.close()
+    assert opened == ["open_verdict_reader", "open_local_model"]

@@ -94,6 +94,7 @@ def test_each_role_opens_its_own_engine(
         return Recorded()
 
     monkeypatch.setattr(adacot.llm, "open_local_model", record)
+    monkeypatch.setattr(adacot.llm, "open_verdict_reader", record)
     with student_model(params, tmp_path):
         pass
     open_scorer(params, tmp_path).close()
@@ -168,3 +169,28 @@ def test_readme_scaling_runs_give_valid_params(block: str, tmp_path: Path) -> No
         teacher = runs[0].role_engine("teacher")
         assert (teacher.pipeline_parallel_size, teacher.distributed_executor_backend) == (2, "ray")
         assert runs[0].role_engine("student").distributed_executor_backend is None
+
+
+@pytest.mark.slow
+def test_two_verdict_reader_replicas_read_like_one(base_model: Path) -> None:
+    """The single-pass judge with data_parallel_size 2 (the README's `prm.engine` for 8 GPUs asks for 8):
+    each replica reads its share of the attempts, the slot scores equal one reader's."""
+    from adacot.llm import open_verdict_reader
+    from adacot.prm import single_pass_conversation, single_pass_prompt
+
+    items = [(q, [f"Step one of {q}", "So the answer is 3."]) for q in QUESTIONS]
+    replicas = engine_params("vllm", max_model_len=512).model_copy(update={"data_parallel_size": 2})
+    two = open_verdict_reader(base_model, replicas, 0)
+    try:
+        assert type(two).__name__ == "DataParallelVllmChatModel"
+        prompts = [single_pass_prompt(two.tokenizer, single_pass_conversation(q, s)) for q, s in items]
+        parallel = two.yes_probability_at(prompts)
+    finally:
+        two.close()
+    one = open_verdict_reader(base_model, engine_params("vllm", max_model_len=512), 0)
+    try:
+        single = one.yes_probability_at(prompts)
+    finally:
+        one.close()
+    assert [len(r) for r in parallel] == [2] * len(items)
+    assert [v for r in parallel for v in r] == pytest.approx([v for r in single for v in r], abs=1e-4)

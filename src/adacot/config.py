@@ -185,6 +185,10 @@ class EngineParams(Section):
     in_process: bool = Field(description="run vLLM's engine core in the stage process (no extra processes)")
     batch_requests: int = Field(gt=0, description="requests per engine call; the cache is written after each")
     cpu_kvcache_space_gib: int = Field(gt=0)
+    block_size: int | Literal["auto"] = Field(
+        description="vLLM KV-cache block (tokens; prefix caching reuses whole blocks): auto = 32 on CPU "
+        "(vLLM's own 128 shares no prefix shorter than 128 tokens), vLLM's own on GPU (16)"
+    )
     cpu_threads: int = Field(gt=0)
     gpu_memory_utilization: float = Field(gt=0, le=1)
     tensor_parallel_size: int = Field(ge=1, description="GPU: GPUs one replica's layers are split over")
@@ -199,6 +203,8 @@ class EngineParams(Section):
 
     @model_validator(mode="after")
     def _check_parallel(self) -> EngineParams:
+        if self.block_size != "auto" and (self.block_size <= 0 or self.block_size % 16):
+            raise ValueError(f"engine.block_size must be auto or a positive multiple of 16; got {self.block_size}")
         if self.data_parallel_size > 1 and self.backend == "transformers":
             raise ValueError(
                 "engine.data_parallel_size > 1 runs vLLM replicas: set engine.backend to vllm (or auto), "

@@ -10,14 +10,16 @@ step. Two graders produce step scores in [0, 1] (``StepScorer``):
 
   - ``single_pass`` (default, local engines): one prompt per attempt, the problem in the user turn and
     every step in the assistant turn, each followed by a fixed verdict slot (``Correct? Yes``); the
-    distribution at every slot is read in one forward pass (vLLM ``prompt_logprobs``, transformers
-    logits: ``yes_probability_at``). Prompt work grows linearly with the steps. A causal model's
+    distribution at every slot is read in one forward pass (``yes_probability_at``: on vLLM its pooling
+    runner with the yes/no rows of the LM head as a token classifier, prefix cache read; on transformers
+    the logits at the slots). Prompt work grows linearly with the steps. A causal model's
     verdict at slot i depends only on the tokens before it: the problem, steps 1..i and the earlier
     slots (each filled with "Yes", so the judge reads each step as following sound ones);
   - ``per_step``: one prompt per step showing the problem, the steps before it and the step, asking "Is
     the next step correct?" (``yes_probability`` on local engines; over an OpenAI-compatible server the
     first token's ``top_logprobs``, the only way a served judge is asked: chat servers return no
-    prompt logprobs). Prompt work grows with the square of the steps.
+    prompt logprobs). The prompt tokens sent grow with the square of the steps; vLLM's prefix cache
+    computes the head the prompts of one attempt share once.
 
   Either way the answers go through the response cache (one entry per attempt in a single pass, one per
   step otherwise; the keys differ by mode), so a rerun never judges anything twice;
@@ -41,7 +43,7 @@ from typing import Any, Protocol
 
 import polars as pl
 
-from adacot.config import EngineParams, Params, PrmParams
+from adacot.config import Params, PrmParams
 from adacot.errors import StageFailure
 from adacot.llm.base import Completion, Conversation, Sampling
 from adacot.llm.cache import CacheStats, Price, ResponseCache, cached_complete
@@ -60,14 +62,16 @@ JUDGE_USER = (
 # The single-pass judge's wording: the user turn (system = the prompt set's judge system), then per step in
 # the assistant turn "Step i:\n<step>\nCorrect?" and the verdict slot. Changing any of it changes
 # SINGLE_PASS_VERSION, which is part of every single-pass cache key.
+# The instructions come before the problem, so every prompt starts with the same tokens: an engine with a
+# prefix cache (vLLM, in blocks of engine.block_size tokens) computes that head once for all attempts.
 SINGLE_PASS_USER = (
-    "Problem:\n{question}\n\nCheck the solution below one step at a time. After each step, say whether that "
-    "step is correct: Yes or No."
+    "Check the solution below one step at a time. After each step, say whether that step is correct: Yes or "
+    "No.\n\nProblem:\n{question}"
 )
 SINGLE_PASS_STEP = "Step {number}:\n{step}\nCorrect?"
 SINGLE_PASS_FILL = " Yes"  # what each slot holds for the steps after it
 SINGLE_PASS_GAP = "\n\n"
-SINGLE_PASS_VERSION = "single_pass-v1"
+SINGLE_PASS_VERSION = "single_pass-v2"
 
 
 class StepScorer(Protocol):
@@ -459,23 +463,6 @@ def score_failures(
 JUDGE_SAMPLING = Sampling(max_tokens=1, temperature=0.0, top_p=1.0, seed=0)
 
 
-def judge_engine(engine: EngineParams, mode: str, on_cpu: bool) -> EngineParams:
-    """The engine a local generative judge runs on: ``engine`` as it is, except that ``backend: auto`` for a
-    single-pass judge on a CPU means transformers.
-
-    Single-pass judging is prefill only. vLLM reads the slots through ``prompt_logprobs``, which runs the LM
-    head and a top-k over the vocabulary at every prompt position; transformers runs the head at the slots
-    alone. Measured on the default pool's 198 failing attempts (bundled model, bfloat16, 2 cores): the
-    per-step judge on vLLM 52.9 s, single pass on vLLM 40.8 s (1.30x), on transformers 26.6 s (2.10x). On a
-    GPU vLLM stays (transformers here never leaves the CPU). An explicit ``backend`` is kept as it is.
-    """
-    if engine.backend != "auto" or mode != "single_pass" or not on_cpu:
-        return engine
-    if engine.data_parallel_size > 1:
-        log.warning("the single-pass judge reads slots with transformers on CPU: engine.data_parallel_size ignored")
-    return engine.model_copy(update={"backend": "transformers", "data_parallel_size": 1})
-
-
 def open_scorer(
     params: Params, base_path: Any, cache_dir: Path | None = None, judge: dict[str, str] | None = None
 ) -> Any:
@@ -506,11 +493,11 @@ def open_scorer(
             raise RuntimeError("prm.kind=discriminative needs vLLM (its pooling runner): install the cpu or gpu extra")
         return VllmProcessRewardModel(resolve_weights(path), read_model_info(path).model_id, engine, seed)
     if prm.kind == "generative":
-        from adacot.llm import on_cpu, open_local_model
+        from adacot.llm import open_local_model, open_verdict_reader
 
-        engine = judge_engine(engine, prm.judge, on_cpu=on_cpu())
+        opener = open_verdict_reader if prm.judge == "single_pass" else open_local_model
         return GenerativeJudge(
-            open_local_model(path, engine, seed),
+            opener(path, engine, seed),
             _cache(cache_dir),
             batch_requests=engine.batch_requests,
             judge=judge,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from adacot.config import ApiParams, EngineParams, Params, PriceParams
 from adacot.llm.base import ChatModel, Completion, Conversation, Message, Sampling, StreamingChatModel
@@ -46,6 +47,7 @@ __all__ = [
     "open_model",
     "open_student_model",
     "open_teacher_model",
+    "open_verdict_reader",
     "price_of",
     "resolve_backend",
     "resolve_cache_dir",
@@ -119,6 +121,26 @@ def open_local_model(path: Path, engine: EngineParams, seed: int) -> ChatModel:
     from adacot.llm.transformers_backend import TransformersChatModel
 
     return TransformersChatModel(weights, model_id, engine, seed)
+
+
+def open_verdict_reader(path: Path, engine: EngineParams, seed: int) -> Any:
+    """The single-pass judge's engine for the model ``path`` names: something with ``yes_probability_at``,
+    ``tokenizer``, ``model_id`` and ``close``. vLLM: its pooling runner reading the verdict rows of the LM
+    head (``VllmVerdictReader``, in ``data_parallel_size`` replicas when > 1); transformers: the chat model,
+    which reads the slots itself."""
+    from adacot.models import read_model_info, resolve_weights
+
+    if resolve_backend(engine) != "vllm":
+        return open_local_model(path, engine, seed)
+    model_id = read_model_info(path).model_id
+    weights = resolve_weights(path)
+    if engine.data_parallel_size > 1:
+        from adacot.llm.vllm_dp import DataParallelVllmChatModel
+
+        return DataParallelVllmChatModel(weights, model_id, engine, seed, kind="verdicts")
+    from adacot.llm.vllm_backend import VllmVerdictReader
+
+    return VllmVerdictReader(weights, model_id, engine, seed)
 
 
 class ApiKeyMissing(RuntimeError):

@@ -2,7 +2,7 @@
 
 A generative PRM judge is asked "is this step correct? Yes or No" and its answer is read from the
 probabilities of its verdict token, not from its text: the first generated token (per-step judge) or
-the token at each verdict slot of a single-pass prompt (vLLM's ``prompt_logprobs``). Every backend
+the token at each verdict slot of a single-pass prompt (the LM head's rows for yes and no). Every backend
 (vLLM's logprobs, transformers' logits, a server's ``top_logprobs``) hands the numbers to the functions
 here, so one reading holds for local and served judges and for both judge modes. This module does no
 I/O and loads no model; it does not decide what a score means for a question's level (``levels.py``).
@@ -16,6 +16,20 @@ from typing import Any
 
 YES_WORD = "yes"
 NO_WORD = "no"
+# The spellings whose single tokens a local judge reads at a verdict position (tokenizers split the word
+# differently; a spelling that is not one token in a vocabulary is skipped there).
+YES_SPELLINGS = ("Yes", " Yes", "yes", " yes", "YES")
+NO_SPELLINGS = ("No", " No", "no", " no", "NO")
+
+
+def single_token_ids(tokenizer: Any, spellings: Sequence[str]) -> list[int]:
+    """The token ids of those ``spellings`` that are one token in ``tokenizer``'s vocabulary, sorted."""
+    ids = set()
+    for spelling in spellings:
+        tokens = tokenizer.encode(spelling, add_special_tokens=False)
+        if len(tokens) == 1:
+            ids.add(int(tokens[0]))
+    return sorted(ids)
 
 
 def yes_share(p_yes: float, p_no: float) -> float:

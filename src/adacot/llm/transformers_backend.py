@@ -13,7 +13,7 @@ from typing import Any
 
 from adacot.config import EngineParams
 from adacot.llm.base import Completion, Conversation, Sampling
-from adacot.llm.logprobs import yes_share
+from adacot.llm.logprobs import NO_SPELLINGS, YES_SPELLINGS, single_token_ids, yes_share
 
 logger = logging.getLogger(__name__)
 
@@ -93,8 +93,8 @@ class TransformersChatModel:
     def yes_probability(self, conversations: Sequence[Conversation]) -> list[float]:
         """P(Yes) / (P(Yes) + P(No)) over the next token of each conversation (the generative PRM judge)."""
         torch = self._torch
-        yes_ids = self._word_ids(("Yes", " Yes", "yes", " yes", "YES"))
-        no_ids = self._word_ids(("No", " No", "no", " no", "NO"))
+        yes_ids = self._word_ids(YES_SPELLINGS)
+        no_ids = self._word_ids(NO_SPELLINGS)
         scores: list[float] = []
         for start in range(0, len(conversations), self._batch_size):
             batch = conversations[start : start + self._batch_size]
@@ -131,8 +131,8 @@ class TransformersChatModel:
         if not prompts:
             return []
         check_prompts_fit(prompts, self._max_len)
-        yes_ids = self._word_ids(("Yes", " Yes", "yes", " yes", "YES"))
-        no_ids = self._word_ids(("No", " No", "no", " no", "NO"))
+        yes_ids = self._word_ids(YES_SPELLINGS)
+        no_ids = self._word_ids(NO_SPELLINGS)
         head = self._model.get_output_embeddings()
         softcap = getattr(self._model.config, "final_logit_softcapping", None)
         pad = self._tokenizer.pad_token_id
@@ -160,13 +160,8 @@ class TransformersChatModel:
                 rows[i] = [next(shares) for _ in prompts[i][1]]
         return rows
 
-    def _word_ids(self, spellings: tuple[str, ...]) -> list[int]:
-        ids = set()
-        for spelling in spellings:
-            tokens = self._tokenizer.encode(spelling, add_special_tokens=False)
-            if len(tokens) == 1:
-                ids.add(tokens[0])
-        return sorted(ids)
+    def _word_ids(self, spellings: Sequence[str]) -> list[int]:
+        return single_token_ids(self._tokenizer, spellings)
 
     def close(self) -> None:
         del self._model

@@ -36,6 +36,8 @@ from adacot.llm.base import Completion, Conversation, Sampling
 logger = logging.getLogger(__name__)
 
 _READY = "ready"
+# What a replica runs: a chat engine (generation, the per-step judge) or the single-pass judge's reader.
+REPLICA_KINDS = {"chat": "VllmChatModel", "verdicts": "VllmVerdictReader"}
 
 
 def shard_indices(count: int, ranks: int) -> list[range]:
@@ -125,14 +127,16 @@ def _replica_main(
     engine: dict[str, Any],
     seed: int,
     parent_pid: int,
+    kind: str = "chat",
 ) -> None:
-    """One replica: set its environment, open ``VllmChatModel``, answer calls until told to close."""
+    """One replica: set its environment, open its engine (``REPLICA_KINDS``), answer calls until told to close."""
     _exit_with_parent(parent_pid)
     os.environ.update(env)
     try:
-        from adacot.llm.vllm_backend import VllmChatModel
+        from adacot.llm import vllm_backend
 
-        model = VllmChatModel(Path(path), model_id, EngineParams.model_validate(engine), seed)
+        opener = getattr(vllm_backend, REPLICA_KINDS[kind])
+        model = opener(Path(path), model_id, EngineParams.model_validate(engine), seed)
     except BaseException:  # reported to the parent, which raises it as the stage's error
         conn.send(("error", traceback.format_exc()))
         return
@@ -154,9 +158,11 @@ def _replica_main(
 
 
 class DataParallelVllmChatModel:
-    """``data_parallel_size`` replicas of ``VllmChatModel`` in their own processes, one ``ChatModel``."""
+    """``data_parallel_size`` replicas of ``VllmChatModel`` (``kind="chat"``, a ``ChatModel``) or of
+    ``VllmVerdictReader`` (``kind="verdicts"``: ``yes_probability_at`` and ``tokenizer``) in their own
+    processes, one model."""
 
-    def __init__(self, path: Path, model_id: str, engine: EngineParams, seed: int) -> None:
+    def __init__(self, path: Path, model_id: str, engine: EngineParams, seed: int, kind: str = "chat") -> None:
         import multiprocessing
 
         from vllm.utils.network_utils import get_open_port
@@ -173,15 +179,18 @@ class DataParallelVllmChatModel:
         if self._moe:
             # vLLM's DP engine core coordinates MoE ranks from its own process.
             replica["in_process"] = False
+        if kind not in REPLICA_KINDS:
+            raise ValueError(f"replica kind must be one of {sorted(REPLICA_KINDS)}; got {kind!r}")
         context = multiprocessing.get_context("spawn")  # vLLM and torch do not survive fork
         self._model_id = model_id
+        self._path = path
         self._conns: list[Connection] = []
         self._procs: list[Any] = []
         for rank in range(size):
             parent, child = context.Pipe()
             proc = context.Process(
                 target=_replica_main,
-                args=(child, envs[rank], str(path), model_id, replica, seed, os.getpid()),
+                args=(child, envs[rank], str(path), model_id, replica, seed, os.getpid(), kind),
                 name=f"adacot-vllm-dp{rank}",
                 # Not a daemon: a replica starts processes of its own (vLLM's engine core, TP workers).
                 # It exits when this process goes away, its pipe then reading end-of-file.
@@ -246,6 +255,19 @@ class DataParallelVllmChatModel:
     def yes_probability(self, conversations: Sequence[Conversation]) -> list[float]:
         """The generative PRM judge's P(Yes), each replica on its share (see ``VllmChatModel``)."""
         return self._scatter("yes_probability", conversations)
+
+    def yes_probability_at(self, prompts: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[list[float]]:
+        """The single-pass judge's slot scores (``kind="verdicts"``), each replica on its share."""
+        return self._scatter("yes_probability_at", prompts)
+
+    @property
+    def tokenizer(self) -> Any:
+        """The model's tokenizer, loaded in this process (the single-pass judge builds its prompts with it)."""
+        if getattr(self, "_tokenizer", None) is None:
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(self._path)
+        return self._tokenizer
 
     def close(self) -> None:
         for conn, proc in zip(self._conns, self._procs, strict=True):
