@@ -101,6 +101,21 @@ def resolve_dtype(dtype: str, on_cpu: bool) -> str:
 def open_local_model(path: Path, engine: EngineParams, seed: int) -> ChatModel:
     """Load the model ``path`` names (an HF folder, or a reference record such as ``models/base``, resolved
     by ``adacot.models.resolve_weights``) with the configured backend."""
+    model: ChatModel = _open_local(path, engine, seed, "chat")
+    return model
+
+
+def open_verdict_reader(path: Path, engine: EngineParams, seed: int) -> Any:
+    """The single-pass judge's engine for the model ``path`` names: something with ``yes_probability_at``,
+    ``tokenizer``, ``model_id`` and ``close``. vLLM: its pooling runner reading the verdict rows of the LM
+    head (``VllmVerdictReader``, in ``data_parallel_size`` replicas when > 1); transformers: the chat model,
+    which reads the slots itself."""
+    return _open_local(path, engine, seed, "verdicts")
+
+
+def _open_local(path: Path, engine: EngineParams, seed: int, kind: str) -> Any:
+    """``kind`` ``chat`` (``VllmChatModel``) or ``verdicts`` (``VllmVerdictReader``) on vLLM, in
+    ``data_parallel_size`` replicas when > 1; on transformers the chat model, which does both."""
     from adacot.models import read_model_info, resolve_weights
 
     model_id = read_model_info(path).model_id
@@ -109,10 +124,11 @@ def open_local_model(path: Path, engine: EngineParams, seed: int) -> ChatModel:
         if engine.data_parallel_size > 1:
             from adacot.llm.vllm_dp import DataParallelVllmChatModel
 
-            return DataParallelVllmChatModel(weights, model_id, engine, seed)
-        from adacot.llm.vllm_backend import VllmChatModel
+            return DataParallelVllmChatModel(weights, model_id, engine, seed, kind=kind)
+        from adacot.llm import vllm_backend
+        from adacot.llm.vllm_dp import REPLICA_KINDS
 
-        return VllmChatModel(weights, model_id, engine, seed)
+        return getattr(vllm_backend, REPLICA_KINDS[kind])(weights, model_id, engine, seed)
     if engine.data_parallel_size > 1:
         raise RuntimeError(
             "engine.data_parallel_size > 1 runs vLLM replicas but vllm is not installed: install "
@@ -121,26 +137,6 @@ def open_local_model(path: Path, engine: EngineParams, seed: int) -> ChatModel:
     from adacot.llm.transformers_backend import TransformersChatModel
 
     return TransformersChatModel(weights, model_id, engine, seed)
-
-
-def open_verdict_reader(path: Path, engine: EngineParams, seed: int) -> Any:
-    """The single-pass judge's engine for the model ``path`` names: something with ``yes_probability_at``,
-    ``tokenizer``, ``model_id`` and ``close``. vLLM: its pooling runner reading the verdict rows of the LM
-    head (``VllmVerdictReader``, in ``data_parallel_size`` replicas when > 1); transformers: the chat model,
-    which reads the slots itself."""
-    from adacot.models import read_model_info, resolve_weights
-
-    if resolve_backend(engine) != "vllm":
-        return open_local_model(path, engine, seed)
-    model_id = read_model_info(path).model_id
-    weights = resolve_weights(path)
-    if engine.data_parallel_size > 1:
-        from adacot.llm.vllm_dp import DataParallelVllmChatModel
-
-        return DataParallelVllmChatModel(weights, model_id, engine, seed, kind="verdicts")
-    from adacot.llm.vllm_backend import VllmVerdictReader
-
-    return VllmVerdictReader(weights, model_id, engine, seed)
 
 
 class ApiKeyMissing(RuntimeError):

@@ -184,6 +184,7 @@ class DataParallelVllmChatModel:
         context = multiprocessing.get_context("spawn")  # vLLM and torch do not survive fork
         self._model_id = model_id
         self._path = path
+        self._tokenizer: Any = None  # loaded on first use (the single-pass judge's prompts)
         self._conns: list[Connection] = []
         self._procs: list[Any] = []
         for rank in range(size):
@@ -263,7 +264,7 @@ class DataParallelVllmChatModel:
     @property
     def tokenizer(self) -> Any:
         """The model's tokenizer, loaded in this process (the single-pass judge builds its prompts with it)."""
-        if getattr(self, "_tokenizer", None) is None:
+        if self._tokenizer is None:
             from transformers import AutoTokenizer
 
             self._tokenizer = AutoTokenizer.from_pretrained(self._path)
