@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from adacot.verify.code import Limits, run_program
+from adacot.verify.code import NOBODY, Limits, run_program, run_programs
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap not installed (make setup does)")
 
@@ -110,3 +112,114 @@ def test_signalling_every_pid_reaches_only_the_sandbox() -> None:
     assert os.getppid() > 1
     _says("print('alive')", "alive")
     assert signal.getsignal(signal.SIGTERM) is not None
+
+
+# Forks sleeping children until the process limit refuses one, then holds them a moment and says how many
+# it got and the errno (11: EAGAIN). What it gets is the limit less the sandbox's own processes.
+_COUNT_FORKS = """import os, time
+n = 0
+while True:
+    try:
+        pid = os.fork()
+    except OSError as error:
+        refused = error.errno
+        break
+    if pid == 0:
+        time.sleep(30)
+        os._exit(0)
+    n += 1
+time.sleep(1.5)
+print(n, refused)
+"""
+
+
+def _forks_allowed(limits: Limits) -> tuple[int, int]:
+    verdict = run_program(_COUNT_FORKS, [{"kind": "stdio", "input": "", "output": "?"}], limits)
+    assert verdict.status == "wrong" and verdict.got is not None, verdict
+    n, errno = verdict.got.split()
+    return int(n), int(errno)
+
+
+def test_the_process_limit_counts_the_sandboxes_own_processes() -> None:
+    # Raising the limit by 8 lets the program fork exactly 8 more: the limit counts this sandbox's
+    # processes, with a fixed overhead (bubblewrap's init, the interpreter), and nothing else.
+    small, errno = _forks_allowed(replace(LIMITS, processes=8))
+    large, _ = _forks_allowed(replace(LIMITS, processes=16))
+    assert errno == 11 and 0 < small < 8 and large - small == 8, (small, large)
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="holding processes as nobody needs root")
+def test_a_sandbox_user_busy_on_the_host_does_not_starve_a_program() -> None:
+    # The sandbox runs as nobody. Other processes of nobody on the host (other sandboxes, a fork bomb still
+    # being reaped, a service) must not count against a program's allowance: with more of them than the
+    # limit, a program still starts and forks as many children as on a quiet host (CI failed with EAGAIN
+    # at exec when the limit was set before the sandbox's user namespace existed).
+    limits = replace(LIMITS, processes=16)
+    quiet, _ = _forks_allowed(limits)
+
+    def as_nobody() -> None:
+        os.setgid(NOBODY)
+        os.setuid(NOBODY)
+
+    held = [subprocess.Popen(["sleep", "60"], preexec_fn=as_nobody) for _ in range(2 * LIMITS.processes)]
+    try:
+        _says("print('alive')", "alive")
+        assert _forks_allowed(limits) == (quiet, 11)
+    finally:
+        for process in held:
+            process.kill()
+        for process in held:
+            process.wait()
+
+
+def test_concurrent_sandboxes_do_not_share_a_process_allowance() -> None:
+    limits = replace(LIMITS, processes=16)
+    alone, _ = _forks_allowed(limits)
+    probe = [{"kind": "stdio", "input": "", "output": "?"}]
+    together = run_programs([(_COUNT_FORKS, probe)] * 4, limits, workers=4)
+    assert [v.got.split()[0] if v.got else v.reason for v in together] == [str(alone)] * 4
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="running as another user needs root")
+def test_a_non_root_user_with_more_processes_than_the_limit_can_run_programs() -> None:
+    # An engineer's workstation: the pipeline runs as an ordinary user who already has more processes and
+    # threads than a program's limit (an engine, a browser). The sandbox runs as that user, and the limit
+    # must count the sandbox's processes only (it counted the user's: every program was a sandbox_error).
+    # The user here is nobody, holding 100 processes, running the system python3 on the checkout's src/.
+    script = f"""
+import os, subprocess, sys
+sys.path.insert(0, {str(ROOT / "src")!r})
+from adacot.verify.code import Limits, run_program
+held = [subprocess.Popen(["sleep", "60"]) for _ in range(100)]
+try:
+    program = {_COUNT_FORKS!r}
+    verdict = run_program(program, [{{"kind": "stdio", "input": "", "output": "?"}}], {LIMITS!r})
+    print(os.getuid(), verdict.status, verdict.got)
+finally:
+    for process in held:
+        process.kill()
+"""
+
+    def as_nobody() -> None:
+        os.setgid(NOBODY)
+        os.setuid(NOBODY)
+
+    python = shutil.which("python3", path="/usr/bin:/bin")
+    assert python is not None
+    reach = subprocess.run([python, "-c", f"import os; os.listdir({str(ROOT / 'src')!r})"], preexec_fn=as_nobody)
+    if reach.returncode != 0:
+        pytest.skip("the checkout is not readable by nobody")
+    run = subprocess.run([python, "-c", script], preexec_fn=as_nobody, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    uid, status, got = run.stdout.split(maxsplit=2)
+    quiet = _forks_allowed(LIMITS)
+    assert (int(uid), status, got.split()) == (NOBODY, "wrong", [str(quiet[0]), "11"])
+
+
+def test_a_program_cannot_raise_its_own_process_limit() -> None:
+    program = (
+        "import resource\ntry:\n    resource.setrlimit(resource.RLIMIT_NPROC, (10 ** 6, 10 ** 6))\n"
+        "    print('raised')\n"
+        "except (ValueError, OSError):\n    print('refused', resource.getrlimit(resource.RLIMIT_NPROC)[1])\n"
+    )
+    _says(program, f"refused {LIMITS.processes}")

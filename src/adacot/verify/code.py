@@ -8,8 +8,11 @@ standard library, shared libraries), a private writable temp dir as its working 
 private /tmp and a minimal /dev, and nothing else of the host: no checkout, /work, /root, /home, /etc or
 /proc. No network (new network namespace: connections are refused), own PID, IPC and UTS namespaces,
 cleared environment (no secrets), run as the unprivileged ``nobody`` user with rlimits on CPU seconds,
-address space, processes and file size. Output goes to a file capped by the file-size limit. Per-test
-wall timeouts kill the whole process group; a total budget bounds a program's tests.
+address space, processes and file size. The process limit is set inside the sandbox's own user namespace
+(util-linux ``prlimit``), so it counts that sandbox's processes only: concurrent sandboxes, a killed fork
+bomb still being reaped, or the host user's own processes never use up a program's allowance. Output goes
+to a file capped by the file-size limit. Per-test wall timeouts kill the whole process group; a total
+budget bounds a program's tests.
 
 Verdicts (``adacot.verify.Verdict``, the vocabulary math checks use): correct (every test passed), wrong
 (which test, expected vs got, whether output was cut), no_answer (no code block in the response),
@@ -18,8 +21,9 @@ each with a reason. ``extract_code`` takes the program out of a model's response
 
 Not covered: other languages; GPU or native-extension isolation beyond rlimits; a malicious program
 that exhausts a shared kernel resource within its limits; machines without bubblewrap (a clear
-``SandboxUnavailable`` error, never an unsandboxed run). Requires root to drop to ``nobody`` (CI and
-containers); elsewhere the current user's rlimits still apply.
+``SandboxUnavailable`` error, never an unsandboxed run); kernels older than 5.14, where the process
+limit counts all of the user's processes host-wide. Programs run as ``nobody`` when the pipeline runs as
+root (CI and containers); otherwise as the current user, in the same namespaces and limits.
 """
 
 from __future__ import annotations
@@ -113,6 +117,14 @@ def _interpreter() -> str:
     return found
 
 
+def _prlimit() -> str:
+    """util-linux's prlimit under /usr: it sets the process limit inside the sandbox, then runs the program."""
+    found = shutil.which("prlimit", path="/usr/bin:/bin")
+    if found is None or not Path(found).resolve().is_relative_to("/usr"):
+        raise SandboxUnavailable("no prlimit under /usr (the sandbox shows /usr only); install util-linux from the OS")
+    return found
+
+
 def _limit(limits: Limits) -> Callable[[], None]:
     import resource
 
@@ -121,9 +133,12 @@ def _limit(limits: Limits) -> Callable[[], None]:
         resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1))
         resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb << 20, limits.memory_mb << 20))
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits.output_bytes, limits.output_bytes))
-        resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
+        # No RLIMIT_NPROC here: set now, it would count every process the user owns on the host (other
+        # sandboxes, a fork bomb still being torn down, the user's own programs) and exec would fail with
+        # EAGAIN. prlimit sets it inside the sandbox's own user namespace instead, where it counts only
+        # the sandbox's processes (per-namespace rlimit counts, Linux 5.14+).
         if os.getuid() == 0:
-            # Root ignores RLIMIT_NPROC; nobody does not, and cannot write anywhere but its own temp dir.
+            # Root is exempt from RLIMIT_NPROC; nobody is not, and cannot write anywhere but its own temp dir.
             os.setgid(NOBODY)
             os.setuid(NOBODY)
 
@@ -133,13 +148,16 @@ def _limit(limits: Limits) -> Callable[[], None]:
 def _run(script: str, stdin: str, limits: Limits, wall_s: float) -> _Run:
     """One sandboxed run; retried briefly while a killed run's processes are still being reaped.
 
-    The sandbox user's process limit is shared, so right after a fork bomb is killed a new namespace can
-    fail with EAGAIN until the kernel has torn the old one down.
+    On kernels before 5.14 the sandbox user's process limit is shared host-wide, so right after a fork bomb
+    is killed a new sandbox can fail with EAGAIN until the kernel has torn the old one down.
     """
     import time
 
     for _attempt in range(20):
-        run = _run_once(script, stdin, limits, wall_s)
+        try:
+            run = _run_once(script, stdin, limits, wall_s)
+        except BlockingIOError as error:  # EAGAIN from exec: the sandbox user is over its process limit
+            run = _Run(1, "", f"bwrap: could not start the sandbox: {error.strerror}", False)
         if not (
             run.returncode not in (0, None)
             and "Resource temporarily unavailable" in run.stderr
@@ -176,6 +194,7 @@ def _run_once(script: str, stdin: str, limits: Limits, wall_s: float) -> _Run:
             "--unshare-pid",
             "--unshare-ipc",
             "--unshare-uts",
+            "--unshare-user-try",
             "--die-with-parent",
             "--new-session",
             "--clearenv",
@@ -185,6 +204,9 @@ def _run_once(script: str, stdin: str, limits: Limits, wall_s: float) -> _Run:
             "--setenv",
             "HOME",
             BOX,
+            "--",
+            _prlimit(),
+            f"--nproc={limits.processes}",
             "--",
             _interpreter(),
             "-I",
