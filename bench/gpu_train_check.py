@@ -154,7 +154,9 @@ def launch_training(
     params_file.write_text(yaml.safe_dump(raw, sort_keys=False))
     train_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
     sft = load_params(params_file).sft
-    plan = plan_launch(config, {**os.environ, "ADACOT_NUM_PROCESSES": str(processes)}, use_cpu=sft.use_cpu)
+    plan = plan_launch(
+        config, {**os.environ, "ADACOT_NUM_PROCESSES": str(processes)}, use_cpu=sft.use_cpu, bf16=sft.bf16
+    )
     start = time.perf_counter()
     metrics = train_resumable(
         plan,

@@ -26,7 +26,7 @@ def main() -> None:
         },
     )
     check_rows(read_jsonl(args.train))
-    plan = plan_launch(params.sft.accelerate_config, os.environ, use_cpu=params.sft.use_cpu)
+    plan = plan_launch(params.sft.accelerate_config, os.environ, use_cpu=params.sft.use_cpu, bf16=params.sft.bf16)
     metrics = train_resumable(
         plan,
         params.sft,

@@ -46,7 +46,7 @@ def test_shipped_configs_load_through_accelerates_parser(name: str, kind: str, p
         assert config.deepspeed_config["zero_stage"] == 3 and config.deepspeed_config["zero3_save_16bit_model"]
     if name == "fsdp":
         assert config.fsdp_config["fsdp_state_dict_type"] == "FULL_STATE_DICT"
-    plan = plan_launch(str(CONFIGS / f"{name}.yaml"), {}, use_cpu=name == "cpu")
+    plan = plan_launch(str(CONFIGS / f"{name}.yaml"), {}, use_cpu=name == "cpu", bf16=name != "cpu")
     assert (plan.distributed_type, plan.num_processes, plan.overrides) == (kind, processes, {})
 
 
@@ -57,11 +57,12 @@ def test_multi_node_settings_come_from_the_environment() -> None:
         "ADACOT_MACHINE_RANK": "1",
         "ADACOT_MAIN_PROCESS_IP": "10.0.0.1",
     }
-    plan = plan_launch(str(CONFIGS / "zero3.yaml"), env, use_cpu=False)
+    plan = plan_launch(str(CONFIGS / "zero3.yaml"), env, use_cpu=False, bf16=True)
     assert (plan.num_processes, plan.num_machines, plan.machine_rank) == (16, 2, 1)
     flags = plan.flags()
     assert flags[:2] == ["--config_file", str(CONFIGS / "zero3.yaml")]
     assert dict(zip(flags[2::2], flags[3::2], strict=True)) == {
+        "--mixed_precision": "bf16",
         "--machine_rank": "1",
         "--main_process_ip": "10.0.0.1",
         "--num_machines": "2",
@@ -91,7 +92,7 @@ def test_bad_launch_settings_fail_in_one_line(
 ) -> None:
     monkeypatch.chdir(ROOT)
     with pytest.raises(StageFailure, match=message) as failure:
-        plan_launch(config, env, use_cpu=use_cpu)
+        plan_launch(config, env, use_cpu=use_cpu, bf16=not use_cpu)
     assert "\n" not in str(failure.value)
 
 
@@ -112,7 +113,7 @@ def test_sft_params_refuse_contradictions(params_raw: dict[str, Any]) -> None:
 
 def test_checkpoint_key_follows_what_training_depends_on(params_raw: dict[str, Any]) -> None:
     sft = parse_params(params_raw).sft
-    plan = plan_launch(str(CONFIGS / "ddp.yaml"), {}, use_cpu=True)
+    plan = plan_launch(str(CONFIGS / "ddp.yaml"), {}, use_cpu=True, bf16=False)
     key = checkpoint_key(b"rows", "base@1", sft, 0, plan)
     assert checkpoint_key(b"rows", "base@1", sft.model_copy(update={"checkpoint_steps": 7}), 0, plan) == key
     changed = [
@@ -125,9 +126,11 @@ def test_checkpoint_key_follows_what_training_depends_on(params_raw: dict[str, A
             "base@1",
             sft,
             0,
-            plan_launch(str(CONFIGS / "ddp.yaml"), {"ADACOT_NUM_PROCESSES": "2"}, use_cpu=True),
+            plan_launch(str(CONFIGS / "ddp.yaml"), {"ADACOT_NUM_PROCESSES": "2"}, use_cpu=True, bf16=False),
         ),
-        checkpoint_key(b"rows", "base@1", sft, 0, plan_launch(str(CONFIGS / "zero3.yaml"), {}, use_cpu=False)),
+        checkpoint_key(
+            b"rows", "base@1", sft, 0, plan_launch(str(CONFIGS / "zero3.yaml"), {}, use_cpu=False, bf16=True)
+        ),
     ]
     assert key not in changed and len(set(changed)) == len(changed)
 
@@ -308,5 +311,14 @@ def test_the_readme_8_gpu_command_gives_valid_params(tmp_path: Path) -> None:
         True,
         False,
     )
-    plan = plan_launch(str(ROOT / sft.accelerate_config), {}, use_cpu=sft.use_cpu)
+    plan = plan_launch(str(ROOT / sft.accelerate_config), {}, use_cpu=sft.use_cpu, bf16=sft.bf16)
     assert (plan.distributed_type, plan.num_processes) == ("DEEPSPEED", 8)
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_the_launch_precision_follows_sft_bf16_not_the_config_file(bf16: bool) -> None:
+    # ddp.yaml says mixed_precision: bf16 (its GPU use); a CPU run with sft.bf16: false must not train
+    # under bfloat16 autocast (it did: the two-process loss moved 0.2% from the one-process loss).
+    plan = plan_launch(str(CONFIGS / "ddp.yaml"), {}, use_cpu=not bf16, bf16=bf16)
+    flags = plan.flags()
+    assert flags[flags.index("--mixed_precision") + 1] == ("bf16" if bf16 else "no") == plan.mixed_precision

@@ -56,20 +56,23 @@ class LaunchPlan:
     num_machines: int
     machine_rank: int
     overrides: dict[str, str]
+    mixed_precision: str  # "bf16" or "no": sft.bf16's, whatever the config file says
 
     def flags(self) -> list[str]:
-        """``accelerate launch`` arguments: the config file, then the overrides."""
-        out = ["--config_file", str(self.config_file)]
+        """``accelerate launch`` arguments: the config file, the precision, then the overrides."""
+        out = ["--config_file", str(self.config_file), "--mixed_precision", self.mixed_precision]
         for name, value in sorted(self.overrides.items()):
             out += [f"--{name}", value]
         return out
 
 
-def plan_launch(config_file: str, environ: Mapping[str, str], *, use_cpu: bool) -> LaunchPlan:
+def plan_launch(config_file: str, environ: Mapping[str, str], *, use_cpu: bool, bf16: bool) -> LaunchPlan:
     """Read ``config_file`` with accelerate's own parser and apply the ``ADACOT_*`` overrides; fail clearly.
 
     ``use_cpu`` is ``sft.use_cpu``: a config that forces the CPU cannot serve a GPU run (accelerate would
-    quietly train on the CPU), and DeepSpeed or FSDP cannot serve a CPU run.
+    quietly train on the CPU), and DeepSpeed or FSDP cannot serve a CPU run. ``bf16`` is ``sft.bf16``: the
+    launch's mixed precision follows it, not the file's ``mixed_precision`` (ddp.yaml's bf16 would
+    otherwise run a CPU run under bfloat16 autocast while params say float32).
     """
     from accelerate.commands.config.config_args import load_config_from_file
 
@@ -110,6 +113,16 @@ def plan_launch(config_file: str, environ: Mapping[str, str], *, use_cpu: bool) 
         raise StageFailure(f"train_student: machine rank {machine_rank} with {num_machines} machines; ranks are 0..n-1")
     if num_machines > 1 and "main_process_ip" not in overrides and not getattr(config, "main_process_ip", None):
         raise StageFailure("train_student: several machines need ADACOT_MAIN_PROCESS_IP (the rank-0 node's address)")
+    mixed_precision = "bf16" if bf16 else "no"
+    in_file = str(getattr(config, "mixed_precision", "no") or "no").rsplit(".", 1)[-1].lower()
+    if in_file != mixed_precision:
+        log.info(
+            "train_student: sft.bf16 is %s, so the launch runs mixed_precision %s (%s says %s)",
+            str(bf16).lower(),
+            mixed_precision,
+            config_file,
+            in_file,
+        )
     return LaunchPlan(
         config_file=path,
         config_text=path.read_text(),
@@ -118,6 +131,7 @@ def plan_launch(config_file: str, environ: Mapping[str, str], *, use_cpu: bool) 
         num_machines=num_machines,
         machine_rank=machine_rank,
         overrides=overrides,
+        mixed_precision=mixed_precision,
     )
 
 
