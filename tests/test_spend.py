@@ -187,3 +187,23 @@ def test_a_cap_on_an_unpriced_served_model_fails_at_params_load(params_raw: dict
         parse_params(_params(params_raw, prm=judge))
     with pytest.raises(ParamsError, match=r"api.max_spend_usd: Input should be greater than or equal to 0"):
         parse_params(_params(params_raw, api={"max_spend_usd": -1}))
+
+
+@pytest.mark.parametrize("native_n", [True, False])
+def test_a_resumed_sample_is_asked_with_its_own_seed_never_a_held_samples(tmp_path: Path, native_n: bool) -> None:
+    # A stopped run (a spend cap, a crash) can leave sample 0 of a question answered and sample 1 not. The
+    # rerun must ask sample 1 with sample 1's seed: with sample 0's, a server that honours seeds answers
+    # sample 0 again, paid twice and a duplicate in the data (the cap test saw it by chance, one in ~80).
+    asked = conversations(3, "resume")
+    with FakeOpenAIServer(model="fake-teacher", record_bodies=True) as server:
+        cache = ResponseCache(tmp_path)
+        first, _ = cached_complete(_served(server, None, native_n=native_n), asked, SAMPLING, 1, cache, progress=False)
+        answers, stats = cached_complete(
+            _served(server, None, native_n=native_n), asked, SAMPLING, 2, cache, progress=False
+        )
+        assert (stats.hits, stats.misses) == (3, 3)
+        assert [row[0].text for row in answers] == [row[0].text for row in first]
+        assert all(row[1].text != row[0].text for row in answers)  # sample 1 is not sample 0 again
+        assert server.repeated_answers() == {}
+        assert [body.get("seed") for body in server.bodies] == [3, 3, 3, 4, 4, 4]
+        assert all(body.get("n", 1) == 1 for body in server.bodies)

@@ -83,9 +83,17 @@ class StreamingChatModel(ChatModel, Protocol):
     ``complete_streaming`` calls ``on_result([(conversation_index, sample_offset, completion), ...])`` with
     the answers that came back together (within one turn of the event loop), before it waits for more, so
     the caller commits them in one transaction before the next arrive: a crash then loses only requests
-    still in flight, never an answered one.
+    still in flight, never an answered one. ``samples`` names which sample of each conversation the ``n``
+    answers are (default ``0..n-1``; a resumed run asks only the missing ones, e.g. ``(1,)``), so each is
+    asked with its own seed and never repeats a sample already held; ``sample_offset`` stays ``0..n-1``.
     """
 
     def complete_streaming(
-        self, conversations: Sequence[Conversation], sampling: Sampling, n: int, on_result: ResultCallback
+        self,
+        conversations: Sequence[Conversation],
+        sampling: Sampling,
+        n: int,
+        on_result: ResultCallback,
+        *,
+        samples: Sequence[int] | None = None,
     ) -> None: ...

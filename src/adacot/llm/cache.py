@@ -358,18 +358,21 @@ def cached_complete(
             for key in todo_keys:
                 row, index = slots[key][0]
                 by_row.setdefault(row, _Pending(conversations[row])).slots.append((row, index, key))
-            # Group by how many samples are missing so each engine call asks that many of every conversation.
-            by_missing: dict[int, list[_Pending]] = {}
+            # Group by which samples are missing so each call asks the same samples of every conversation
+            # (a served model seeds sample i with seed + i: a resumed sample 1 must not be sample 0 again).
+            by_missing: dict[tuple[int, ...], list[_Pending]] = {}
             for todo in by_row.values():
-                by_missing.setdefault(len(todo.slots), []).append(todo)
-            for count, group in sorted(by_missing.items()):
+                todo.slots.sort()
+                by_missing.setdefault(tuple(index for _, index, _ in todo.slots), []).append(todo)
+            for samples, group in sorted(by_missing.items(), key=lambda item: (len(item[0]), item[0])):
+                count = len(samples)
                 step = len(group) if streaming is not None else batch_requests
                 for start in range(0, len(group), step):
                     batch = group[start : start + step]
                     conversations_in_batch = [t.conversation for t in batch]
                     if streaming is not None:
                         streaming.complete_streaming(
-                            conversations_in_batch, sampling, count, functools.partial(record, batch)
+                            conversations_in_batch, sampling, count, functools.partial(record, batch), samples=samples
                         )
                         continue
                     answers = model.complete(conversations_in_batch, sampling, count)

@@ -207,11 +207,20 @@ class OpenAIChatModel:
         return [[c for c in row if c is not None] for row in out]
 
     def complete_streaming(
-        self, conversations: Sequence[Conversation], sampling: Sampling, n: int, on_result: ResultCallback
+        self,
+        conversations: Sequence[Conversation],
+        sampling: Sampling,
+        n: int,
+        on_result: ResultCallback,
+        *,
+        samples: Sequence[int] | None = None,
     ) -> None:
+        chosen = tuple(range(n)) if samples is None else tuple(samples)
+        if len(chosen) != n:
+            raise ValueError(f"samples {chosen} name {len(chosen)} samples, {n} were asked")
         if conversations:
             with _runner() as runner:
-                runner.run(self._run(conversations, sampling, n, on_result))
+                runner.run(self._run(conversations, sampling, chosen, on_result))
 
     def close(self) -> None:
         """Nothing to release: clients live only inside each ``complete`` call's event loop."""
@@ -219,7 +228,11 @@ class OpenAIChatModel:
     # -- async core -----------------------------------------------------------------------------------
 
     async def _run(
-        self, conversations: Sequence[Conversation], sampling: Sampling, n: int, on_result: ResultCallback
+        self,
+        conversations: Sequence[Conversation],
+        sampling: Sampling,
+        samples: tuple[int, ...],
+        on_result: ResultCallback,
     ) -> None:
         api = self._api
         clients: list[Any]
@@ -254,7 +267,7 @@ class OpenAIChatModel:
             for index, conversation in todo:
                 if self.spend.stopped:
                     return  # the cap is reached: what is left is not asked
-                await self._conversation(context, index, conversation, n)
+                await self._conversation(context, index, conversation, samples)
 
         # Twice as many workers as request slots: a worker waiting out a retry's backoff does not hold a
         # slot, and there is no task (and no gate wait) per conversation, which cost ~50 us each.
@@ -269,11 +282,18 @@ class OpenAIChatModel:
             outbox.flush()  # whatever arrived last, also when the run stops on an error
         outbox.raise_error()
 
-    async def _conversation(self, ctx: _Context, index: int, conversation: Conversation, n: int) -> None:
+    async def _conversation(
+        self, ctx: _Context, index: int, conversation: Conversation, samples: tuple[int, ...]
+    ) -> None:
+        # Sample i is asked with seed + i (natively: n choices from seed + the first sample), so a resumed run
+        # asking only sample 1 never gets sample 0's answer again from a server that honours seeds.
+        n = len(samples)
         offsets = list(range(n))
         if n > 1 and self._native_n:
             try:
-                got = await self._request(ctx, conversation, n, seed=self._seed)
+                got = await self._request(
+                    ctx, conversation, n, seed=None if self._seed is None else self._seed + samples[0]
+                )
             except _NoNativeN:
                 got = []
             except _NotSent:
@@ -288,7 +308,7 @@ class OpenAIChatModel:
             # Distinct seeds so fanned-out samples differ where the server honours seeds.
             try:
                 got = await self._request(
-                    ctx, conversation, 1, seed=None if self._seed is None else self._seed + offset
+                    ctx, conversation, 1, seed=None if self._seed is None else self._seed + samples[offset]
                 )
             except _NotSent:
                 return
